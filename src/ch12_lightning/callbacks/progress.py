@@ -1,0 +1,48 @@
+"""A progress display that stays readable whether the run writes to a terminal or to a log file."""
+
+import sys
+import time
+
+import lightning as L
+from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
+
+
+class EpochLineProgressBar(ProgressBar):
+    """One plain line per epoch with its metrics, instead of carriage-return redraws.
+
+    tqdm redraws its bar with carriage returns; in a log file (a batch job, CI, ``nohup``) that
+    becomes one endless line. This bar prints a complete line when an epoch ends.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._enabled = True
+        self._epoch_start = 0.0
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._enabled:
+            return
+        seconds = time.perf_counter() - self._epoch_start
+        metrics = self.get_metrics(trainer, pl_module)
+        shown = " ".join(
+            f"{name}={value:.4f}" if isinstance(value, float) else f"{name}={value}"
+            for name, value in sorted(metrics.items())
+            if name != "v_num"
+        )
+        self.print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} ({seconds:.1f}s) {shown}")
+
+
+def progress_bar(refresh_rate: int = 20) -> ProgressBar:
+    """tqdm's bar on an interactive terminal, one line per epoch anywhere else."""
+    if sys.stderr.isatty():
+        return TQDMProgressBar(refresh_rate=refresh_rate)
+    return EpochLineProgressBar()

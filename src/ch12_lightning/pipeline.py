@@ -1,0 +1,76 @@
+"""One training run from a composed config: build the pieces, fit, test, record the results."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from ch12_lightning.utils import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def _instantiate_all(group: DictConfig | None) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a config group such as ``callbacks`` or ``logger``."""
+    if not group:
+        return []
+    return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+    """Instantiate data, model and trainer; the model's input size comes from the data config."""
+    datamodule = instantiate(cfg.dataset, _convert_="all")
+    model = instantiate(
+        cfg.model,
+        input_size=datamodule.input_size,
+        num_classes=datamodule.num_classes,
+        _convert_="all",
+    )
+    callbacks: list[Callback] = _instantiate_all(cfg.get("callbacks"))
+    loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return datamodule, model, trainer
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Fit and/or test as the config says; write ``metrics.json`` and return the final metrics."""
+    if cfg.get("torch_num_threads"):
+        torch.set_num_threads(cfg.torch_num_threads)
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    datamodule, model, trainer = build(cfg)
+    if trainer.is_global_zero:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, output_dir / "config_resolved.yaml", resolve=True)
+
+    ckpt_path = cfg.get("ckpt_path")
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        ckpt_path = _best_checkpoint(trainer)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    epochs = trainer.current_epoch
+    if cfg.get("test", True):
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    if trainer.is_global_zero:
+        write_json_atomic(
+            output_dir / "metrics.json",
+            {"metrics": metrics, "checkpoint": ckpt_path, "epochs": epochs},
+        )
+        log.info("Final metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items())})
+        log.info("Run folder: %s", output_dir)
+    return metrics
+
+
+def _best_checkpoint(trainer: L.Trainer) -> str | None:
+    """The best checkpoint of this fit, or None to test the weights as they are."""
+    callback = trainer.checkpoint_callback
+    path = getattr(callback, "best_model_path", "") if callback else ""
+    return path or None

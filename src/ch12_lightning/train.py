@@ -1,0 +1,24 @@
+"""Entry point: ``python -m ch12_lightning.train [group=option ...] [key=value ...]``.
+
+Composing configs must stay cheap (``--help`` and ``--cfg job`` never import torch), so the
+training code is imported only once Hydra hands over a composed config.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from ch12_lightning import config_dir
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Train (and test) one run; return the metric that sweepers optimize, if one is named."""
+    from ch12_lightning.pipeline import run
+
+    metrics = run(cfg)
+    name = cfg.get("optimized_metric")
+    return metrics.get(name) if name else None
+
+
+if __name__ == "__main__":
+    main()
