@@ -1,0 +1,88 @@
+"""Every option of every config group composes, and the command line lists and prints them."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from ch12_lightning import config_dir
+from tests.conftest import compose_config
+
+GROUPS = {
+    group.name: sorted(p.stem for p in group.glob("*.yaml"))
+    for group in sorted(config_dir().iterdir())
+    if group.is_dir()
+}
+OPTIONS = [(group, option) for group, options in GROUPS.items() for option in options]
+
+
+def test_every_group_of_the_issue_exists():
+    expected = {"dataset", "model", "optimizer", "accelerator", "trainer", "logger", "callbacks"}
+    assert expected | {"paths"} <= set(GROUPS)
+    assert {"sgd", "adam", "adamw"} <= set(GROUPS["optimizer"])
+    assert {"cpu", "gpu", "ddp", "ddp_cpu", "auto"} <= set(GROUPS["accelerator"])
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS)
+def test_option_composes(group: str, option: str, quick_overrides: list[str]):
+    cfg = compose_config([*quick_overrides, f"{group}={option}"])
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for key in ("seed", "task_name", "ckpt_path", "train", "test"):
+        assert key in container
+    assert container["model"]["optimizer"] == container["optimizer"]
+    assert container["trainer"]["accelerator"] in {"cpu", "gpu", "auto"}
+
+
+def test_accelerators_set_the_trainer(quick_overrides: list[str]):
+    ddp_cpu = compose_config([*quick_overrides, "accelerator=ddp_cpu"]).trainer
+    assert (ddp_cpu.accelerator, ddp_cpu.devices) == ("cpu", 2)
+    assert ddp_cpu.strategy.process_group_backend == "gloo"
+    ddp = compose_config([*quick_overrides, "accelerator=ddp"]).trainer
+    assert (ddp.accelerator, ddp.devices, ddp.strategy.process_group_backend) == ("gpu", -1, "nccl")
+    gpu = compose_config([*quick_overrides, "accelerator=gpu"]).trainer
+    assert (gpu.accelerator, gpu.devices) == ("gpu", 1)
+
+
+def test_optimizer_options_carry_their_settings():
+    sgd = compose_config(["optimizer=sgd"]).optimizer
+    assert {"lr", "momentum", "nesterov", "weight_decay"} <= set(sgd)
+    adam = compose_config(["optimizer=adam"]).optimizer
+    assert {"lr", "betas", "weight_decay"} <= set(adam)
+
+
+def _cli(*args: str, cwd: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "ch12_lightning.train", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_help_lists_every_group_and_option(tmp_path: Path):
+    out = _cli("--help", cwd=tmp_path)
+    for group, options in GROUPS.items():
+        assert f"{group}: {', '.join(options)}" in out
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path: Path):
+    cfg = OmegaConf.create(_cli("--cfg", "job", "optimizer=sgd", "model.dropout=0.25", cwd=tmp_path))
+    assert cfg.optimizer.name == "sgd"
+    assert cfg.model.dropout == 0.25
+    assert cfg.dataset._target_.endswith("MNISTDataModule")
+
+
+def test_composing_does_not_import_torch(tmp_path: Path):
+    code = (
+        "import sys; from ch12_lightning.train import main; sys.argv = ['train', '--cfg', 'job'];"
+        "\ntry:\n    main()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip().endswith("False"), result.stdout + result.stderr
