@@ -1,0 +1,93 @@
+"""Short fits through the real pipeline: every optimizer, checkpoints, metrics, TensorBoard."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from ch12_lightning.models.classifier import MLPClassifier
+from ch12_lightning.models.mlp import build_mlp
+from ch12_lightning.pipeline import run
+from tests.conftest import compose_config
+
+METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_fit_validate_test(optimizer: str, quick_overrides: list[str], tmp_path: Path):
+    metrics = run(compose_config([*quick_overrides, f"optimizer={optimizer}"]))
+    assert set(METRICS) <= set(metrics)
+    assert metrics["test/acc"] > 0.5, metrics  # the generated digits are easy to tell apart
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert written["metrics"]["test/acc"] == pytest.approx(metrics["test/acc"])
+    assert written["epochs"] == 2
+    assert (tmp_path / "run" / "config_resolved.yaml").is_file()
+
+
+def test_checkpoints_hold_plain_data_and_reload(quick_overrides: list[str], tmp_path: Path):
+    run(compose_config([*quick_overrides, "model.hidden_sizes=[24,12]", "optimizer=sgd"]))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert (checkpoints / "last.ckpt").is_file()
+    best = json.loads((tmp_path / "run" / "metrics.json").read_text())["checkpoint"]
+    assert Path(best).parent == checkpoints
+    for path in checkpoints.glob("*.ckpt"):
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        assert state["hyper_parameters"]["hidden_sizes"] == [24, 12]
+        assert state["hyper_parameters"]["optimizer"]["name"] == "sgd"
+    model = MLPClassifier.load_from_checkpoint(best, weights_only=True)
+    assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_resume_from_checkpoint_continues_to_max_epochs(quick_overrides: list[str], tmp_path: Path):
+    run(compose_config([*quick_overrides, "trainer.max_epochs=1", "test=false"]))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    resumed = [*quick_overrides, "trainer.max_epochs=2", f"ckpt_path={last}", "test=false"]
+    resumed[3] = f"paths.output_dir={tmp_path / 'resumed'}"
+    run(compose_config(resumed))
+    assert json.loads((tmp_path / "resumed" / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_same_seed_same_metrics(quick_overrides: list[str], tmp_path: Path):
+    first = run(compose_config([*quick_overrides, "model.dropout=0.2"]))
+    again = [*quick_overrides, "model.dropout=0.2"]
+    again[3] = f"paths.output_dir={tmp_path / 'again'}"
+    assert run(compose_config(again)) == first
+
+
+def test_tensorboard_has_scalars_and_hparams_with_real_metrics(
+    quick_overrides: list[str], tmp_path: Path
+):
+    metrics = run(compose_config(quick_overrides))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert set(METRICS) <= scalars
+    assert events.Scalars("hp/val_acc_best")[-1].value == pytest.approx(metrics["val/acc_best"])
+    assert events.Scalars("hp/test_acc")[-1].value == pytest.approx(metrics["test/acc"])
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    columns = {info.name.tag for info in experiment.experiment.metric_infos}
+    assert columns == {"hp/val_acc_best", "hp/test_acc"}
+    session = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]
+    ).session_start_info
+    assert session.hparams["optimizer/lr"].number_value == pytest.approx(1e-3)
+    assert session.hparams["data/batch_size"].number_value == 32
+
+
+def test_mlp_shape_and_bad_settings():
+    net = build_mlp(784, [32, 16], 10, "gelu", dropout=0.1)
+    assert net(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
+    with pytest.raises(ValueError, match="valid names: elu, gelu, leaky_relu, relu"):
+        build_mlp(784, [32], 10, "swish")
+    with pytest.raises(ValueError, match="hidden_sizes"):
+        build_mlp(784, [], 10)
+    with pytest.raises(ValueError, match="dropout"):
+        build_mlp(784, [8], 10, dropout=1.0)
+    with pytest.raises(ValueError, match="valid names: adam, adamw, sgd"):
+        MLPClassifier(784, 10, optimizer={"name": "rmsprop", "lr": 0.1})
+    with pytest.raises(ValueError, match="optimizer.lr"):
+        MLPClassifier(784, 10, optimizer={"name": "sgd", "lr": 0})
