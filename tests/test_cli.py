@@ -1,4 +1,4 @@
-"""The command line as a user runs it: run folders, errors, DDP, the book recipe, a wheel install."""
+"""The command line as a user runs it: run folders, errors, DDP, the book recipe, a wheel."""
 
 import json
 import os
@@ -44,7 +44,12 @@ def test_run_folder_holds_config_logs_checkpoints_metrics(mnist_dir: Path, tmp_p
         assert result.returncode == 0, result.stderr[-3000:]
     first, second = run_folders(tmp_path)  # two runs, two folders, even within one second
     assert first.name[:10].count("-") == 2 and len(first.name.split("_")[1].split("-")) == 4
-    for name in (".hydra/config.yaml", "config_resolved.yaml", "metrics.json", "checkpoints/last.ckpt"):
+    for name in (
+        ".hydra/config.yaml",
+        "config_resolved.yaml",
+        "metrics.json",
+        "checkpoints/last.ckpt",
+    ):
         assert (second / name).is_file(), name
     assert list((second / "tensorboard").glob("events.out.tfevents.*"))
     metrics = json.loads((second / "metrics.json").read_text())["metrics"]
@@ -122,7 +127,9 @@ def test_installed_wheel_finds_its_configs(tmp_path: Path):
     elsewhere.mkdir()
     code = "import ch12_lightning; print(ch12_lightning.__file__, ch12_lightning.config_dir())"
     env = {**os.environ, "PYTHONPATH": str(site)}
-    where = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
+    where = subprocess.run(
+        [sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True
+    )
     assert where.stdout.split() == [
         str(site / "ch12_lightning" / "__init__.py"),
         str(site / "ch12_lightning" / "conf"),

@@ -71,7 +71,9 @@ def test_help_lists_every_group_and_option(tmp_path: Path):
 
 
 def test_cfg_job_prints_the_composed_config(tmp_path: Path):
-    cfg = OmegaConf.create(_cli("--cfg", "job", "optimizer=sgd", "model.dropout=0.25", cwd=tmp_path))
+    cfg = OmegaConf.create(
+        _cli("--cfg", "job", "optimizer=sgd", "model.dropout=0.25", cwd=tmp_path)
+    )
     assert cfg.optimizer.name == "sgd"
     assert cfg.model.dropout == 0.25
     assert cfg.dataset._target_.endswith("MNISTDataModule")

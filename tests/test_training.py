@@ -13,7 +13,15 @@ from ch12_lightning.models.mlp import build_mlp
 from ch12_lightning.pipeline import run
 from tests.conftest import compose_config
 
-METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc")
+METRICS = (
+    "train/loss",
+    "train/acc",
+    "val/loss",
+    "val/acc",
+    "val/acc_best",
+    "test/loss",
+    "test/acc",
+)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])

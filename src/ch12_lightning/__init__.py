@@ -6,11 +6,13 @@ from pathlib import Path
 def config_dir() -> Path:
     """Return the folder holding the Hydra configs.
 
-    A wheel ships them inside the package (``ch12_lightning/conf``); a source checkout or an editable
-    install keeps them at the top of the repository (``conf/``).
+    A wheel ships them inside the package (``ch12_lightning/conf``); a source checkout or an
+    editable install keeps them at the top of the repository (``conf/``).
     """
     package = Path(__file__).resolve().parent
     for candidate in (package / "conf", package.parents[1] / "conf"):
         if (candidate / "train.yaml").is_file():
             return candidate
-    raise FileNotFoundError(f"No Hydra configs (train.yaml) in {package / 'conf'} or {package.parents[1] / 'conf'}")
+    raise FileNotFoundError(
+        f"No Hydra configs (train.yaml) in {package / 'conf'} or {package.parents[1] / 'conf'}"
+    )

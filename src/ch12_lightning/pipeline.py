@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def _instantiate_all(group: DictConfig | None) -> list[Any]:
-    """Instantiate every ``_target_`` entry of a config group such as ``callbacks`` or ``logger``."""
+    """Instantiate each ``_target_`` entry of a group such as ``callbacks`` or ``logger``."""
     if not group:
         return []
     return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
@@ -38,8 +38,20 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     return datamodule, model, trainer
 
 
+def _log_once() -> None:
+    """Let Hydra's handlers (console and the run's log file) print Lightning's messages once.
+
+    ``import lightning`` gives the ``lightning`` logger a console handler of its own while the
+    messages also propagate to the root logger that Hydra configured, so each line would show
+    twice on the console.
+    """
+    if logging.getLogger().handlers:
+        logging.getLogger("lightning").handlers.clear()
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     """Fit and/or test as the config says; write ``metrics.json`` and return the final metrics."""
+    _log_once()
     if cfg.get("torch_num_threads"):
         torch.set_num_threads(cfg.torch_num_threads)
     L.seed_everything(cfg.seed, workers=True)

@@ -38,7 +38,9 @@ class EpochLineProgressBar(ProgressBar):
             for name, value in sorted(metrics.items())
             if name != "v_num"
         )
-        self.print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} ({seconds:.1f}s) {shown}")
+        self.print(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} ({seconds:.1f}s) {shown}"
+        )
 
 
 def progress_bar(refresh_rate: int = 20) -> ProgressBar:
