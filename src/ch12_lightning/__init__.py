@@ -1,6 +1,15 @@
 """Chapter 12 of *Machine Learning with PyTorch and Scikit-Learn* as a Lightning + Hydra project."""
 
+import os
 from pathlib import Path
+
+from omegaconf import OmegaConf
+
+# The configs resolve folders against the working directory with ${ch12.cwd:}. Hydra's own
+# ${hydra:runtime.cwd} cannot serve: sweepers resolve hydra.sweep.dir before a job exists.
+OMEGACONF_RESOLVERS = {"ch12.cwd": os.getcwd}
+for _name, _resolver in OMEGACONF_RESOLVERS.items():
+    OmegaConf.register_new_resolver(_name, _resolver, replace=True)
 
 
 def config_dir() -> Path:

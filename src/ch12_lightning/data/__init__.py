@@ -1,0 +1,1 @@
+"""LightningDataModules, one per dataset, and the in-memory batching they share."""

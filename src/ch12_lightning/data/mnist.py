@@ -1,0 +1,170 @@
+"""MNIST as a LightningDataModule: decoded once into one normalized tensor, served by batches."""
+
+import gzip
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, random_split
+from torchvision.datasets import MNIST
+
+from ch12_lightning.data.tensor_batches import TensorBatches, batch_loader
+
+ARCHIVES = tuple(Path(url).name for url, _ in MNIST.resources)
+IMAGE_SHAPE = (1, 28, 28)
+
+
+class MissingDataError(FileNotFoundError):
+    """The data set is not on disk and could not be downloaded."""
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """The book's MNIST splits: 55,000 train / 5,000 validation (seeded) / 10,000 test.
+
+    torchvision's ``MNIST`` reads (or downloads) the files. Archives found in ``data_dir`` are
+    extracted into ``cache_dir``, never next to them, so a read-only data folder works.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        cache_dir: str,
+        batch_size: int = 64,
+        val_size: int = 5000,
+        split_seed: int = 1,
+        mean: float = 0.1307,
+        std: float = 0.3081,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        download: bool = True,
+    ) -> None:
+        super().__init__()
+        # Where the files live is not a hyperparameter of the run; how they are split and scaled is.
+        self.save_hyperparameters(
+            "batch_size", "val_size", "split_seed", "mean", "std", logger=True
+        )
+        self.data_dir = Path(data_dir).expanduser()
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.batch_size = batch_size
+        self.val_size = val_size
+        self.split_seed = split_seed
+        self.mean = mean
+        self.std = std
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.download = download
+        self.splits: dict[str, TensorBatches] = {}
+
+    @property
+    def input_size(self) -> int:
+        """Number of input features the model sees (a flattened 28x28 image)."""
+        return IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
+
+    @property
+    def num_classes(self) -> int:
+        return len(MNIST.classes)
+
+    def prepare_data(self) -> None:
+        """Make the extracted files available under ``self.root``, downloading if allowed."""
+        if _extracted(self.data_dir):
+            return
+        raw = self.data_dir / "MNIST" / "raw"
+        if all((raw / name).is_file() for name in ARCHIVES):
+            _extract_into(raw, self._extract_root() / "MNIST" / "raw")
+            return
+        if not self.download:
+            raise MissingDataError(self._missing_message("dataset.download is false"))
+        try:
+            for train in (True, False):
+                MNIST(self.data_dir, train=train, download=True)
+        except (OSError, RuntimeError) as err:
+            raise MissingDataError(self._missing_message(f"the download failed: {err}")) from err
+
+    @property
+    def root(self) -> Path:
+        """The folder that torchvision's ``MNIST`` reads (it holds ``MNIST/raw/``)."""
+        return self.data_dir if _extracted(self.data_dir) else self._extract_root()
+
+    def setup(self, stage: str) -> None:
+        if stage in ("fit", "validate") and "train" not in self.splits:
+            inputs, targets = self._load(train=True)
+            if not 0 < self.val_size < len(targets):
+                raise ValueError(
+                    f"dataset.val_size={self.val_size} must be between 1 and {len(targets) - 1}"
+                )
+            generator = torch.Generator().manual_seed(self.split_seed)
+            train, val = random_split(
+                range(len(targets)), [len(targets) - self.val_size, self.val_size], generator
+            )
+            self.splits["train"] = TensorBatches(inputs[train.indices], targets[train.indices])
+            self.splits["val"] = TensorBatches(inputs[val.indices], targets[val.indices])
+        if stage == "test" and "test" not in self.splits:
+            self.splits["test"] = TensorBatches(*self._load(train=False))
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        trainer = self.trainer
+        return batch_loader(
+            self.splits[split],
+            self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            world_size=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+        )
+
+    def _load(self, train: bool) -> tuple[Tensor, Tensor]:
+        """Decode one split once into a normalized float tensor of shape (N, 1, 28, 28)."""
+        dataset = MNIST(self.root, train=train, download=False)
+        images = dataset.data.unsqueeze(1).float().div_(255).sub_(self.mean).div_(self.std)
+        return images, dataset.targets
+
+    def _extract_root(self) -> Path:
+        """A cache folder keyed by the archives, so different copies never share extractions."""
+        raw = self.data_dir / "MNIST" / "raw"
+        key = hashlib.sha1(str(raw.resolve()).encode())
+        for name in ARCHIVES:
+            stat = (raw / name).stat() if (raw / name).exists() else None
+            key.update(f"{name}:{stat and stat.st_size}:{stat and stat.st_mtime_ns}".encode())
+        return self.cache_dir / "mnist" / key.hexdigest()[:16]
+
+    def _missing_message(self, reason: str) -> str:
+        raw = self.data_dir / "MNIST" / "raw"
+        return (
+            f"MNIST was not found in {raw} and {reason}.\n"
+            f"Expected files: {', '.join(ARCHIVES)} (or the same files extracted, without .gz).\n"
+            "Provide them by copying the four files into that folder, by pointing paths.data_dir "
+            "(or the CH12_DATA_DIR environment variable) at a folder that holds MNIST/raw/, "
+            "or by running once with internet access and dataset.download=true."
+        )
+
+
+def _extracted(root: Path) -> bool:
+    raw = root / "MNIST" / "raw"
+    return all((raw / name.removesuffix(".gz")).is_file() for name in ARCHIVES)
+
+
+def _extract_into(source: Path, target: Path) -> None:
+    """Decompress each archive into ``target``; a rename makes each file appear whole or not at all."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ARCHIVES:
+        out = target / name.removesuffix(".gz")
+        if out.is_file():
+            continue
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        with gzip.open(source / name, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(tmp, out)
