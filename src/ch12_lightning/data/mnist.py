@@ -158,7 +158,7 @@ def _extracted(root: Path) -> bool:
 
 
 def _extract_into(source: Path, target: Path) -> None:
-    """Decompress each archive into ``target``; a rename makes each file appear whole or not at all."""
+    """Decompress each archive into ``target``; a rename makes each file appear whole or never."""
     target.mkdir(parents=True, exist_ok=True)
     for name in ARCHIVES:
         out = target / name.removesuffix(".gz")
