@@ -30,6 +30,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         cfg.model,
         input_size=datamodule.input_size,
         num_classes=datamodule.num_classes,
+        class_names=datamodule.class_names,
         _convert_="all",
     )
     callbacks: list[Callback] = _instantiate_all(cfg.get("callbacks"))

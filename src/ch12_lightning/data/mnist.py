@@ -6,13 +6,12 @@ import os
 import shutil
 from pathlib import Path
 
-import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, random_split
+from torch.utils.data import random_split
 from torchvision.datasets import MNIST
 
-from ch12_lightning.data.tensor_batches import TensorBatches, batch_loader
+from ch12_lightning.data.tensor_batches import InMemoryDataModule, TensorBatches
 
 ARCHIVES = tuple(Path(url).name for url, _ in MNIST.resources)
 IMAGE_SHAPE = (1, 28, 28)
@@ -22,7 +21,7 @@ class MissingDataError(FileNotFoundError):
     """The data set is not on disk and could not be downloaded."""
 
 
-class MNISTDataModule(L.LightningDataModule):
+class MNISTDataModule(InMemoryDataModule):
     """The book's MNIST splits: 55,000 train / 5,000 validation (seeded) / 10,000 test.
 
     torchvision's ``MNIST`` reads (or downloads) the files. Archives found in ``data_dir`` are
@@ -54,7 +53,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.split_seed = split_seed
         self.mean = mean
         self.std = std
-        self.num_workers = num_workers
+        self.loader_workers = num_workers
         self.pin_memory = pin_memory
         self.download = download
         self.splits: dict[str, TensorBatches] = {}
@@ -67,6 +66,10 @@ class MNISTDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(MNIST.classes)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(digit) for digit in range(self.num_classes)]
 
     def prepare_data(self) -> None:
         """Make the extracted files available under ``self.root``, downloading if allowed."""
@@ -104,27 +107,6 @@ class MNISTDataModule(L.LightningDataModule):
             self.splits["val"] = TensorBatches(inputs[val.indices], targets[val.indices])
         if stage == "test" and "test" not in self.splits:
             self.splits["test"] = TensorBatches(*self._load(train=False))
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        trainer = self.trainer
-        return batch_loader(
-            self.splits[split],
-            self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            world_size=trainer.world_size if trainer else 1,
-            rank=trainer.global_rank if trainer else 0,
-        )
 
     def _load(self, train: bool) -> tuple[Tensor, Tensor]:
         """Decode one split once into a normalized float tensor of shape (N, 1, 28, 28)."""

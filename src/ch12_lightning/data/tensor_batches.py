@@ -8,6 +8,7 @@ sampler keep working: the sampler still yields indices; only fetching them is ba
 
 from collections.abc import Sequence
 
+import lightning as L
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
@@ -71,3 +72,37 @@ def batch_loader(
         persistent_workers=num_workers > 0,
         collate_fn=keep_batch,
     )
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """Serves ``self.splits`` ("train", "val", "test": ``TensorBatches``) in batches.
+
+    Subclasses fill ``self.splits`` in ``setup`` and set ``batch_size``, ``loader_workers`` and
+    ``pin_memory``.
+    """
+
+    splits: dict[str, TensorBatches]
+    batch_size: int
+    loader_workers: int = 0
+    pin_memory: bool = False
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        trainer = self.trainer
+        return batch_loader(
+            self.splits[split],
+            self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.loader_workers,
+            pin_memory=self.pin_memory,
+            world_size=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+        )

@@ -1,0 +1,148 @@
+"""Pictures of a run, as PNG files in the run folder and in TensorBoard's IMAGES tab."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from PIL import Image, ImageDraw
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+TILE = 96  # pixels per image side in the grid
+CAPTION = 30  # pixels of caption below each image
+
+
+def _to_pil(image: Tensor) -> Image.Image:
+    """A normalized (C, H, W) tensor, rescaled to its own range, as an RGB picture of TILE px."""
+    image = image.float()
+    image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-8)
+    array = (image * 255).round().byte().permute(1, 2, 0).numpy()
+    picture = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+    return picture.convert("RGB").resize((TILE, TILE), Image.Resampling.NEAREST)
+
+
+def captioned_grid(images: list[Tensor], captions: list[str], columns: int = 8) -> Image.Image:
+    """Images in rows of ``columns``, each with its (two-line) caption underneath."""
+    rows = (len(images) + columns - 1) // columns
+    grid = Image.new("RGB", (columns * TILE, rows * (TILE + CAPTION)), "white")
+    draw = ImageDraw.Draw(grid)
+    for index, (image, caption) in enumerate(zip(images, captions, strict=True)):
+        x, y = (index % columns) * TILE, (index // columns) * (TILE + CAPTION)
+        grid.paste(_to_pil(image), (x, y))
+        draw.multiline_text((x + 3, y + TILE + 2), caption, fill="black", spacing=1)
+    return grid
+
+
+def _tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
+    return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+
+
+class MisclassifiedImages(Callback):
+    """At test end, a grid of test images the model got wrong: true label, predicted label and
+    the predicted probability. Uses the ``probabilities`` that ``test_step`` returns."""
+
+    def __init__(self, dirpath: str, max_images: int = 32, filename: str = "misclassified.png"):
+        self.path = Path(dirpath) / filename
+        self.max_images = max_images
+        self._found: list[tuple[Tensor, int, int, float]] = []
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._found = []
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: tuple[Tensor, Tensor],
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if not isinstance(outputs, dict) or "probabilities" not in outputs:
+            return
+        inputs, targets = batch
+        probabilities = outputs["probabilities"]
+        # An equal share per true class, so the grid is not all of whichever class comes first.
+        share = max(1, self.max_images // probabilities.shape[1])
+        confidence, predicted = probabilities.max(dim=1)
+        for i in (predicted != targets).nonzero().flatten().tolist():
+            true = int(targets[i])
+            if sum(found[1] == true for found in self._found) < share:
+                self._found.append((inputs[i].cpu(), true, int(predicted[i]), float(confidence[i])))
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or not self._found:
+            return
+        names = pl_module.hparams.get("class_names") or {}
+        captions = [
+            f"true: {names[true]}\npred: {names[pred]} {prob:.2f}"
+            if names
+            else f"true: {true}\npred: {pred} {prob:.2f}"
+            for _, true, pred, prob in self._found
+        ]
+        grid = captioned_grid([image for image, *_ in self._found], captions)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        grid.save(self.path)
+        picture = torch.from_numpy(np.asarray(grid)).permute(2, 0, 1)  # CHW, as add_image expects
+        for logger in _tensorboards(trainer):
+            logger.experiment.add_image("test/misclassified", picture, trainer.global_step)
+        log.info("%d misclassified test images: %s", len(self._found), self.path)
+
+
+class LearningCurves(Callback):
+    """At fit end, train and validation loss and accuracy per epoch, as a PNG.
+
+    The history is saved in checkpoints, so a resumed run draws its whole curve.
+    """
+
+    METRICS = ("train/loss", "val/loss", "train/acc", "val/acc")
+
+    def __init__(self, dirpath: str, filename: str = "learning_curves.png") -> None:
+        self.path = Path(dirpath) / filename
+        self.history: dict[str, list[float]] = {name: [] for name in ("epoch", *self.METRICS)}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        self.history["epoch"].append(trainer.current_epoch + 1)
+        for name in self.METRICS:
+            self.history[name].append(float(metrics[name]) if name in metrics else float("nan"))
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or not self.history["epoch"]:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+
+        figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for axis, quantity in zip(axes, ("loss", "acc"), strict=True):
+            for split in ("train", "val"):
+                axis.plot(
+                    self.history["epoch"], self.history[f"{split}/{quantity}"], marker="o",
+                    markersize=3, label=split,
+                )  # fmt: skip
+            axis.set_xlabel("epoch")
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+            axis.set_ylabel("accuracy" if quantity == "acc" else "loss")
+            axis.grid(alpha=0.3)
+            axis.legend()
+        figure.suptitle("Learning curves")
+        figure.tight_layout()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(self.path, dpi=100)
+        plt.close(figure)
+        log.info("Learning curves: %s", self.path)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = state_dict["history"]

@@ -1,0 +1,102 @@
+"""Find a CelebA copy on disk and read its attribute and partition lists.
+
+Two layouts are in common use and both are read:
+
+- the official one: ``img_align_celeba/``, ``list_attr_celeba.txt`` (a count, a line of 40
+  names, then ``file v1 ... v40`` with 1/-1) and ``list_eval_partition.txt`` (``file 0|1|2``);
+- the CSV re-distribution: ``list_attr_celeba.csv`` and ``list_eval_partition.csv`` with header
+  rows, and the images one folder deeper, in ``img_align_celeba/img_align_celeba/``.
+
+The bbox, landmark and identity files are not needed. A partial copy is fine: only the images
+that are on disk are used.
+"""
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+PARTITIONS = {"train": 0, "val": 1, "test": 2}
+
+
+class CelebAFormatError(ValueError):
+    """A CelebA metadata file is missing or does not have the expected format."""
+
+
+@dataclass(frozen=True)
+class CelebALayout:
+    """Where the images and metadata files of one CelebA copy are."""
+
+    root: Path
+    image_dir: Path
+    attr_file: Path
+    partition_file: Path
+
+    @classmethod
+    def find(cls, root: str | Path) -> "CelebALayout":
+        root = Path(root).expanduser()
+        images = root / "img_align_celeba"
+        if (images / "img_align_celeba").is_dir():
+            images = images / "img_align_celeba"
+        for suffix in (".txt", ".csv"):
+            attr = root / f"list_attr_celeba{suffix}"
+            partition = root / f"list_eval_partition{suffix}"
+            if attr.is_file() and partition.is_file() and images.is_dir():
+                return cls(root, images, attr, partition)
+        raise FileNotFoundError(
+            f"No CelebA copy in {root}. Expected img_align_celeba/ with list_attr_celeba.txt and "
+            "list_eval_partition.txt (official layout), or img_align_celeba/img_align_celeba/ "
+            "with list_attr_celeba.csv and list_eval_partition.csv (CSV layout). Point "
+            "dataset.data_dir (or CH12_DATA_DIR, which holds celeba/) at such a folder; "
+            "CelebA is not downloaded automatically."
+        )
+
+
+def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and data rows of a metadata file, in either layout."""
+    if path.suffix == ".csv":
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                raise CelebAFormatError(f"{path} is empty")
+            return header[1:], [row for row in reader if row]
+    lines = path.read_text().splitlines()
+    if path.name.startswith("list_attr"):
+        if len(lines) < 2:
+            raise CelebAFormatError(f"{path} is too short: expected a count, a line of names, rows")
+        return lines[1].split(), [line.split() for line in lines[2:] if line.strip()]
+    return ["partition"], [line.split() for line in lines if line.strip()]
+
+
+def read_attribute(path: Path, attribute: str) -> dict[str, int]:
+    """Map each image file to 1 where ``attribute`` holds and 0 where it does not."""
+    names, rows = _rows(path)
+    if attribute not in names:
+        raise ValueError(
+            f"Unknown CelebA attribute {attribute!r}; the {len(names)} valid names are: "
+            + ", ".join(names)
+        )
+    column = names.index(attribute) + 1
+    labels = {}
+    for number, row in enumerate(rows, start=1):
+        if len(row) != len(names) + 1 or row[column] not in ("1", "-1"):
+            raise CelebAFormatError(
+                f"{path}, data row {number}: expected a file name and {len(names)} values of "
+                f"1 or -1, got {' '.join(row)[:120]!r}"
+            )
+        labels[row[0]] = int(row[column] == "1")
+    return labels
+
+
+def read_partitions(path: Path) -> dict[str, int]:
+    """Map each image file to its official partition: 0 train, 1 validation, 2 test."""
+    _, rows = _rows(path)
+    partitions = {}
+    for number, row in enumerate(rows, start=1):
+        if len(row) != 2 or row[1] not in ("0", "1", "2"):
+            raise CelebAFormatError(
+                f"{path}, data row {number}: expected a file name and a partition 0, 1 or 2, "
+                f"got {' '.join(row)[:120]!r}"
+            )
+        partitions[row[0]] = int(row[1])
+    return partitions
