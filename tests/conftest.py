@@ -49,14 +49,28 @@ def compose_config(overrides: list[str]) -> DictConfig:
         return compose("train", overrides=overrides)
 
 
+def with_output_dir(overrides: list[str], output_dir: Path) -> list[str]:
+    """The same overrides with another run folder."""
+    kept = [o for o in overrides if not o.startswith("paths.output_dir=")]
+    return [*kept, f"paths.output_dir={output_dir}"]
+
+
 @pytest.fixture
-def quick_overrides(mnist_dir: Path, tmp_path: Path) -> list[str]:
-    """Overrides for a run of a few seconds on the generated data, writing only below tmp_path."""
+def path_overrides(tmp_path: Path) -> list[str]:
+    """Overrides that keep everything a run writes below tmp_path."""
     return [
         f"paths.root_dir={tmp_path}",
-        f"paths.data_dir={mnist_dir}",
         f"paths.cache_dir={tmp_path / 'cache'}",
         f"paths.output_dir={tmp_path / 'run'}",
+    ]
+
+
+@pytest.fixture
+def quick_overrides(mnist_dir: Path, path_overrides: list[str]) -> list[str]:
+    """Overrides for a run of a few seconds on the generated MNIST data."""
+    return [
+        *path_overrides,
+        f"paths.data_dir={mnist_dir}",
         "dataset.val_size=100",
         "dataset.batch_size=32",
         "trainer.max_epochs=2",

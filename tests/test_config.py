@@ -26,8 +26,8 @@ def test_every_group_of_the_issue_exists():
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS)
-def test_option_composes(group: str, option: str, quick_overrides: list[str]):
-    cfg = compose_config([*quick_overrides, f"{group}={option}"])
+def test_option_composes(group: str, option: str, path_overrides: list[str]):
+    cfg = compose_config([*path_overrides, f"{group}={option}"])
     container = OmegaConf.to_container(cfg, resolve=True)
     for key in ("seed", "task_name", "ckpt_path", "train", "test"):
         assert key in container

@@ -11,7 +11,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from ch12_lightning.models.classifier import MLPClassifier
 from ch12_lightning.models.mlp import build_mlp
 from ch12_lightning.pipeline import run
-from tests.conftest import compose_config
+from tests.conftest import compose_config, with_output_dir
 
 METRICS = (
     "train/loss",
@@ -53,15 +53,13 @@ def test_resume_from_checkpoint_continues_to_max_epochs(quick_overrides: list[st
     run(compose_config([*quick_overrides, "trainer.max_epochs=1", "test=false"]))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     resumed = [*quick_overrides, "trainer.max_epochs=2", f"ckpt_path={last}", "test=false"]
-    resumed[3] = f"paths.output_dir={tmp_path / 'resumed'}"
-    run(compose_config(resumed))
+    run(compose_config(with_output_dir(resumed, tmp_path / "resumed")))
     assert json.loads((tmp_path / "resumed" / "metrics.json").read_text())["epochs"] == 2
 
 
 def test_same_seed_same_metrics(quick_overrides: list[str], tmp_path: Path):
     first = run(compose_config([*quick_overrides, "model.dropout=0.2"]))
-    again = [*quick_overrides, "model.dropout=0.2"]
-    again[3] = f"paths.output_dir={tmp_path / 'again'}"
+    again = with_output_dir([*quick_overrides, "model.dropout=0.2"], tmp_path / "again")
     assert run(compose_config(again)) == first
 
 
