@@ -83,7 +83,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:
-    """The best checkpoint of this fit, or None to test the weights as they are."""
-    callback = trainer.checkpoint_callback
-    path = getattr(callback, "best_model_path", "") if callback else ""
-    return path or None
+    """The best checkpoint by a monitored metric, or None to test the weights as they are."""
+    for callback in trainer.checkpoint_callbacks:
+        if getattr(callback, "monitor", None) and callback.best_model_path:
+            return callback.best_model_path
+    return None

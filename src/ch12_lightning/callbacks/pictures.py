@@ -29,6 +29,7 @@ def _to_pil(image: Tensor) -> Image.Image:
 
 def captioned_grid(images: list[Tensor], captions: list[str], columns: int = 8) -> Image.Image:
     """Images in rows of ``columns``, each with its (two-line) caption underneath."""
+    columns = min(columns, len(images))
     rows = (len(images) + columns - 1) // columns
     grid = Image.new("RGB", (columns * TILE, rows * (TILE + CAPTION)), "white")
     draw = ImageDraw.Draw(grid)
@@ -89,7 +90,7 @@ class MisclassifiedImages(Callback):
         grid = captioned_grid([image for image, *_ in self._found], captions)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         grid.save(self.path)
-        picture = torch.from_numpy(np.asarray(grid)).permute(2, 0, 1)  # CHW, as add_image expects
+        picture = torch.from_numpy(np.array(grid)).permute(2, 0, 1)  # CHW, as add_image expects
         for logger in _tensorboards(trainer):
             logger.experiment.add_image("test/misclassified", picture, trainer.global_step)
         log.info("%d misclassified test images: %s", len(self._found), self.path)

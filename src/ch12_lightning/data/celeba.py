@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
 from ch12_lightning.data.celeba_files import (
@@ -45,10 +45,11 @@ def class_names_for(attribute: str) -> list[str]:
 
 
 def build_transform(image_size: int, grayscale: bool, mean: float, std: float) -> v2.Compose:
-    """The chapter's transforms, for a uint8 RGB image tensor (3, H, W) of any size."""
+    """The chapter's transforms, for an RGB picture (PIL or uint8 tensor) of any size."""
     channels = 1 if grayscale else 3
     return v2.Compose(
         [
+            v2.ToImage(),
             v2.Resize((image_size, image_size), antialias=True),
             *([v2.Grayscale()] if grayscale else []),
             v2.ToDtype(torch.float32, scale=True),
@@ -58,31 +59,29 @@ def build_transform(image_size: int, grayscale: bool, mean: float, std: float) -
 
 
 class _DecodedImages(Dataset):
-    """Decodes and transforms one image per index; None for an unreadable one if skipping."""
+    """Decodes and transforms one image per index; an unreadable file gives its error text.
 
-    def __init__(self, paths: list[Path], transform: v2.Compose, skip_corrupt: bool) -> None:
+    Errors travel back as values, not exceptions, so the main process can name the file in one
+    clear message (or skip it) instead of re-raising a worker's traceback.
+    """
+
+    def __init__(self, paths: list[Path], transform: v2.Compose) -> None:
         self.paths = paths
         self.transform = transform
-        self.skip_corrupt = skip_corrupt
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> Tensor | None:
-        path = self.paths[index]
+    def __getitem__(self, index: int) -> Tensor | str:
         try:
-            image = decode_image(str(path), mode=ImageReadMode.RGB)
-        except (RuntimeError, OSError) as err:
-            if self.skip_corrupt:
-                return None
-            raise CorruptImageError(
-                f"Cannot decode image {path}: {err}. Replace or delete the file, or set "
-                "dataset.skip_corrupt=true to skip unreadable images."
-            ) from err
-        return self.transform(image)
+            with Image.open(self.paths[index]) as picture:
+                image = picture.convert("RGB")
+        except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
+            return str(err)
+        return self.transform(image).as_subclass(Tensor)
 
 
-def _keep_list(batch: list[Tensor | None]) -> list[Tensor | None]:
+def _keep_list(batch: list[Tensor | str]) -> list[Tensor | str]:
     return batch
 
 
@@ -211,16 +210,25 @@ class CelebADataModule(InMemoryDataModule):
         files = [(split, name, label) for split in SPLITS for name, label in selection[split]]
         decoded = self._decode([layout.image_dir / name for _, name, _ in files])
         rows = list(zip(files, decoded, strict=True))
-        skipped = [name for (_, name, _), image in rows if image is None]
-        if skipped:
-            summary += f"; skipped {len(skipped)} unreadable images: {', '.join(skipped[:10])}"
-            log.warning("Skipped %d unreadable images: %s", len(skipped), ", ".join(skipped))
+        failed = [(name, image) for (_, name, _), image in rows if isinstance(image, str)]
+        if failed and not self.skip_corrupt:
+            name, error = failed[0]
+            raise CorruptImageError(
+                f"Cannot decode image {layout.image_dir / name}: {error}"
+                + (f" ({len(failed) - 1} more unreadable images)" if len(failed) > 1 else "")
+                + ". Replace or delete the file, or set dataset.skip_corrupt=true to skip "
+                "unreadable images."
+            )
+        if failed:
+            names = [name for name, _ in failed]
+            summary += f"; skipped {len(names)} unreadable images: {', '.join(names[:10])}"
+            log.warning("Skipped %d unreadable images: %s", len(names), ", ".join(names))
         splits = {}
         for split in SPLITS:
             kept = [
                 (image, label)
                 for (part, _, label), image in rows
-                if part == split and image is not None
+                if part == split and not isinstance(image, str)
             ]
             splits[split] = {
                 "inputs": torch.stack([image for image, _ in kept]),
@@ -229,8 +237,8 @@ class CelebADataModule(InMemoryDataModule):
         _save_atomic({"splits": splits, "summary": summary}, path)
         return summary
 
-    def _decode(self, paths: list[Path]) -> list[Tensor | None]:
-        dataset = _DecodedImages(paths, self.transform(), self.skip_corrupt)
+    def _decode(self, paths: list[Path]) -> list[Tensor | str]:
+        dataset = _DecodedImages(paths, self.transform())
         loader = DataLoader(
             dataset, batch_size=64, num_workers=self.num_workers, collate_fn=_keep_list
         )

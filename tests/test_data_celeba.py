@@ -1,0 +1,140 @@
+"""The CelebA DataModule on generated trees (both layouts) and on the real partial copy."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from ch12_lightning.data.celeba import CelebADataModule, CorruptImageError
+from ch12_lightning.data.celeba_files import CelebAFormatError
+from tests.celeba_tree import ATTRIBUTES, make_celeba
+from tests.conftest import REAL_DATA
+
+
+@pytest.fixture(scope="module")
+def celeba_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_celeba(tmp_path_factory.mktemp("celeba"))
+
+
+def _prepared(data_dir: Path, cache_dir: Path, **kwargs) -> CelebADataModule:
+    dm = CelebADataModule(str(data_dir), str(cache_dir), **{"n_per_class": 15, **kwargs})
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def _counts(dm: CelebADataModule) -> dict[str, list[int]]:
+    return {split: data.targets.bincount(minlength=2).tolist() for split, data in dm.splits.items()}
+
+
+def test_official_layout_subset_and_transforms(celeba_dir: Path, tmp_path: Path):
+    dm = _prepared(celeba_dir, tmp_path)
+    # 15 + 15 drawn for training; validation and test balanced to the rarer class.
+    assert _counts(dm) == {"train": [15, 15], "val": [6, 6], "test": [7, 7]}
+    train = dm.splits["train"].inputs
+    assert train.shape == (30, 1, 32, 32) and dm.input_size == 1024
+    assert train.min() >= -1.0 and train.max() <= 1.0  # normalized with mean 0.5, std 0.5
+    male = train[dm.splits["train"].targets == 1]
+    female = train[dm.splits["train"].targets == 0]
+    assert male[:, :, :16].mean() > female[:, :, :16].mean() + 0.5
+    assert dm.class_names == ["female", "male"]
+
+
+def test_csv_layout_gives_the_same_data(celeba_dir: Path, tmp_path: Path):
+    csv_dir = make_celeba(tmp_path / "csv", layout="csv")
+    official = _prepared(celeba_dir, tmp_path / "a")
+    csv = _prepared(csv_dir, tmp_path / "b")
+    for split in ("train", "val", "test"):
+        assert torch.equal(official.splits[split].targets, csv.splits[split].targets)
+        assert torch.allclose(official.splits[split].inputs, csv.splits[split].inputs)
+
+
+def test_found_counts_skip_missing_images(celeba_dir: Path, tmp_path: Path, caplog):
+    caplog.set_level("INFO")
+    _prepared(celeba_dir, tmp_path)
+    assert "found train 30 female / 20 male, val 8 female / 6 male, test 9 female / 7 male" in (
+        caplog.text
+    )
+
+
+def test_other_settings(celeba_dir: Path, tmp_path: Path):
+    rgb = _prepared(celeba_dir, tmp_path, grayscale=False, image_size=16, eval_per_class="all")
+    assert rgb.splits["val"].inputs.shape == (14, 3, 16, 16) and rgb.input_size == 768
+    assert _counts(rgb)["test"] == [9, 7]
+    fixed = _prepared(celeba_dir, tmp_path, eval_per_class=5)
+    assert _counts(fixed)["val"] == [5, 5]
+    smiling = _prepared(celeba_dir, tmp_path, attribute="Smiling", n_per_class=8)
+    assert smiling.class_names == ["not_smiling", "smiling"]
+    assert _counts(smiling)["train"] == [8, 8]
+
+
+def test_unknown_attribute_lists_the_valid_names(celeba_dir: Path, tmp_path: Path):
+    with pytest.raises(ValueError, match="Unknown CelebA attribute 'Beard'") as err:
+        _prepared(celeba_dir, tmp_path, attribute="Beard")
+    assert "40 valid names" in str(err.value)
+    assert all(name in str(err.value) for name in ATTRIBUTES)
+
+
+def test_too_few_images_gives_the_counts(celeba_dir: Path, tmp_path: Path):
+    with pytest.raises(ValueError, match="n_per_class=21") as err:
+        _prepared(celeba_dir, tmp_path, n_per_class=21)
+    assert "train 30 female / 20 male" in str(err.value) and "at most 20" in str(err.value)
+    with pytest.raises(ValueError, match="eval_per_class=7"):
+        _prepared(celeba_dir, tmp_path, eval_per_class=7)
+
+
+def test_corrupt_image_is_named_or_skipped(tmp_path: Path, caplog):
+    broken = make_celeba(tmp_path / "broken", corrupt=True)
+    with pytest.raises(CorruptImageError, match="000085.jpg"):
+        _prepared(broken, tmp_path / "cache", eval_per_class="all")
+    caplog.set_level("INFO")
+    dm = _prepared(broken, tmp_path / "cache", eval_per_class="all", skip_corrupt=True)
+    assert _counts(dm)["test"] == [9, 6]
+    assert "skipped 1 unreadable images: 000085.jpg" in caplog.text
+
+
+def test_cache_serves_later_runs_and_follows_changes(celeba_dir: Path, tmp_path: Path):
+    tree = make_celeba(tmp_path / "tree")
+    before = {p: p.stat().st_mtime_ns for p in tree.rglob("*")}
+    first = _prepared(tree, tmp_path / "cache")
+    again = _prepared(tree, tmp_path / "cache")
+    assert (first.from_cache, again.from_cache) == (False, True)
+    assert torch.equal(first.splits["train"].inputs, again.splits["train"].inputs)
+    assert {p: p.stat().st_mtime_ns for p in tree.rglob("*")} == before  # nothing written there
+    assert not _prepared(tree, tmp_path / "cache", image_size=24).from_cache
+    assert not _prepared(tree, tmp_path / "cache", seed=2).from_cache
+    image = tree / "img_align_celeba" / "000001.jpg"
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    assert not _prepared(tree, tmp_path / "cache").from_cache
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("list_attr_celeba.txt", "3\r\nMale Smiling\r\n000001.jpg 1\r\n", "data row 1"),
+        ("list_attr_celeba.txt", "", "too short"),
+        ("list_eval_partition.txt", "000001.jpg 7\r\n", "partition 0, 1 or 2"),
+    ],
+)
+def test_malformed_metadata_names_file_and_row(tmp_path: Path, name: str, content: str, message):
+    tree = make_celeba(tmp_path / "tree")
+    (tree / name).write_text(content)
+    with pytest.raises(CelebAFormatError, match=message) as err:
+        _prepared(tree, tmp_path / "cache")
+    assert name in str(err.value)
+
+
+def test_missing_copy_says_what_is_expected(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="list_attr_celeba.txt") as err:
+        _prepared(tmp_path / "nothing", tmp_path / "cache")
+    assert "not downloaded automatically" in str(err.value)
+
+
+@pytest.mark.skipif(not REAL_DATA, reason="CH12_REAL_DATA is not set")
+def test_real_partial_copy(tmp_path: Path, caplog):
+    caplog.set_level("INFO")
+    dm = _prepared(Path(REAL_DATA) / "celeba", tmp_path, n_per_class=1000)
+    assert "found train 3227 female / 1364 male, val 561 female / 219 male, " in caplog.text
+    assert "test 504 female / 156 male" in caplog.text
+    assert _counts(dm) == {"train": [1000, 1000], "val": [219, 219], "test": [156, 156]}
