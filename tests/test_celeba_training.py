@@ -50,6 +50,12 @@ def test_celeba_run_metrics_and_pictures(loss: str, celeba_overrides: list[str],
     assert hparams["hyper_parameters"]["loss"] == loss
 
 
+def test_building_the_cache_does_not_change_training(celeba_overrides: list[str], tmp_path: Path):
+    built = run(compose_config(celeba_overrides))
+    cached = run(compose_config(with_output_dir(celeba_overrides, tmp_path / "again")))
+    assert cached == built
+
+
 def test_misclassified_grid_shows_wrong_predictions(celeba_overrides: list[str], tmp_path: Path):
     # One epoch of a tiny network leaves mistakes to show.
     overrides = [*celeba_overrides, "trainer.max_epochs=1", "model.hidden_sizes=[2]"]

@@ -239,8 +239,14 @@ class CelebADataModule(InMemoryDataModule):
 
     def _decode(self, paths: list[Path]) -> list[Tensor | str]:
         dataset = _DecodedImages(paths, self.transform())
+        # A generator of its own: drawing worker seeds from the global one would make a run that
+        # builds the cache shuffle differently from a run that reads it.
         loader = DataLoader(
-            dataset, batch_size=64, num_workers=self.num_workers, collate_fn=_keep_list
+            dataset,
+            batch_size=64,
+            num_workers=self.num_workers,
+            collate_fn=_keep_list,
+            generator=torch.Generator().manual_seed(0),
         )
         return [image for batch in loader for image in batch]
 
