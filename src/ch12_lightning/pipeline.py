@@ -9,6 +9,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
 from ch12_lightning.utils import write_json_atomic
@@ -50,14 +51,38 @@ def _log_once() -> None:
         logging.getLogger("lightning").handlers.clear()
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
-    """Fit and/or test as the config says; write ``metrics.json`` and return the final metrics."""
+class SweepStrategyError(ValueError):
+    """A strategy that cannot run inside a sweep."""
+
+
+def _refuse_script_ddp_in_sweep(trainer: L.Trainer) -> None:
+    """Lightning's ``ddp`` starts ranks 1..N-1 by re-running the command line. Inside a sweep
+    (``-m``) that command is the whole sweep: each extra rank would run its own sweep, with other
+    settings, and nothing would fail. Spawned ranks (``ddp_spawn``) and ranks started by a
+    cluster (SLURM) do not re-run the command, so they are fine."""
+    if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
+        raise SweepStrategyError(
+            "DDP that re-runs the command line (strategy ddp: accelerator=ddp or ddp_cpu) cannot "
+            "run inside a sweep (-m): every extra rank would start the whole sweep again. Use "
+            "accelerator=ddp_spawn or accelerator=ddp_cpu_spawn in sweeps, run one DDP job at a "
+            "time without -m, or launch the sweep on SLURM (launcher=submitit_slurm), which "
+            "starts each rank itself."
+        )
+
+
+def run(cfg: DictConfig, in_sweep: bool = False) -> dict[str, float]:
+    """Fit and/or test as the config says; write ``metrics.json`` and return the final metrics.
+
+    ``in_sweep``: this run is one job of a Hydra multirun.
+    """
     _log_once()
     if cfg.get("torch_num_threads"):
         torch.set_num_threads(cfg.torch_num_threads)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     datamodule, model, trainer = build(cfg)
+    if in_sweep:
+        _refuse_script_ddp_in_sweep(trainer)
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, output_dir / "config_resolved.yaml", resolve=True)

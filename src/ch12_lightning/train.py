@@ -13,9 +13,12 @@ from ch12_lightning import config_dir
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Train (and test) one run; return the metric that sweepers optimize, if one is named."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     from ch12_lightning.pipeline import run
 
-    metrics = run(cfg)
+    metrics = run(cfg, in_sweep=HydraConfig.get().mode == RunMode.MULTIRUN)
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None
 

@@ -6,7 +6,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics import MaxMetric, MeanMetric, Metric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from ch12_lightning.models.mlp import build_mlp
@@ -77,7 +77,20 @@ class MLPClassifier(L.LightningModule):
                 for stage in ("val", "test")
             }
         )
+        # Samples counted per evaluation, summed over processes: a check that DDP evaluation
+        # sees each sample exactly once.
+        self.sample_count = nn.ModuleDict(
+            {f"{stage}_samples": SumMetric() for stage in ("val", "test")}
+        )
         self.val_acc_best = MaxMetric()
+
+    def setup(self, stage: str) -> None:
+        # Processes started by ddp_spawn on CPUs receive this module through shared memory, so
+        # their metric states would be one tensor that every rank adds to; fresh states give
+        # each process its own.
+        for module in self.modules():
+            if isinstance(module, Metric):
+                module.reset()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -104,6 +117,9 @@ class MLPClassifier(L.LightningModule):
         mean_loss.update(loss.detach(), weight=len(targets))
         if stage != "train":
             self.class_accuracy[f"{stage}_class_acc"].update(predictions, targets)
+            samples = self.sample_count[f"{stage}_samples"]
+            samples.update(len(targets))
+            self.log(f"{stage}/samples", samples, on_step=False, on_epoch=True)
         self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
         return loss, logits
