@@ -1,0 +1,94 @@
+"""DDP that counts every sample once, and sweeps: summaries, failures, launchers, Optuna, guard."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from tests.test_cli import quick, run_folders, train
+
+pytestmark = pytest.mark.slow
+
+
+def summary_rows(sweep: Path) -> list[dict[str, str]]:
+    with open(sweep / "summary.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def final_metrics(folder: Path) -> dict[str, float]:
+    return json.loads((folder / "metrics.json").read_text())["metrics"]
+
+
+def test_ddp_counts_every_sample_once_and_matches_one_process(mnist_dir: Path, tmp_path: Path):
+    # 101 validation and 200 test samples: a padded split would count 102 on two ranks.
+    common = [*quick(mnist_dir, tmp_path), "dataset.val_size=101", "trainer.max_epochs=3"]
+    common += ["optimizer=sgd", "optimizer.lr=0.05"]
+    for folder in ("single", "ddp"):
+        (tmp_path / folder).mkdir()
+    single = train(*common, "dataset.batch_size=32", cwd=tmp_path / "single", timeout=600)
+    ddp = train(*common, "dataset.batch_size=16", "accelerator=ddp_cpu", cwd=tmp_path / "ddp")
+    assert single.returncode == 0 and ddp.returncode == 0, ddp.stderr[-3000:]
+    (one,) = run_folders(tmp_path / "single")
+    (two,) = run_folders(tmp_path / "ddp")
+    one, two = final_metrics(one), final_metrics(two)
+    assert (two["val/samples"], two["test/samples"]) == (101, 200)
+    # Same seed, same global batch (32 = 2 x 16); only the order of the samples differs.
+    for name in ("val/acc_best", "test/acc"):
+        assert two[name] == pytest.approx(one[name], abs=0.05), name
+
+
+def test_sweep_summary_lists_failed_jobs_and_keeps_the_others(mnist_dir: Path, tmp_path: Path):
+    result = train("-m", *quick(mnist_dir, tmp_path), "optimizer.lr=0.001,-1,0.01", cwd=tmp_path)
+    assert result.returncode != 0  # scripts notice the failed job
+    (sweep,) = run_folders(tmp_path, kind="multiruns")
+    rows = summary_rows(sweep)
+    assert [row["status"] for row in rows] == ["completed", "completed", "failed"]
+    assert rows[0]["val/acc_best"] >= rows[1]["val/acc_best"]  # best first
+    assert rows[2]["overrides"] == "optimizer.lr=-1"
+    assert "optimizer.lr must be a positive number" in rows[2]["error"]
+    for row in rows[:2]:
+        assert final_metrics(sweep / row["folder"])["test/acc"] >= 0
+        assert list((sweep / row["folder"] / "tensorboard").glob("events.out.tfevents.*"))
+    assert (sweep / "summary.md").read_text().count("\n") == 2 + 3
+
+
+def test_joblib_launcher_runs_jobs_in_parallel(mnist_dir: Path, tmp_path: Path):
+    result = train("-m", "launcher=joblib", *quick(mnist_dir, tmp_path), "optimizer=sgd,adam",
+                   cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = run_folders(tmp_path, kind="multiruns")
+    rows = summary_rows(sweep)
+    assert sorted(row["overrides"] for row in rows) == ["optimizer=adam", "optimizer=sgd"]
+    assert {row["status"] for row in rows} == {"completed"}
+
+
+def test_optuna_search_maximizes_val_acc_best(mnist_dir: Path, tmp_path: Path):
+    args = ["hparams_search=mnist_optuna", "hydra.sweeper.n_trials=2", *quick(mnist_dir, tmp_path)]
+    result = train(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = run_folders(tmp_path, task="mnist_optuna", kind="multiruns")
+    rows = summary_rows(sweep)
+    assert len(rows) == 2 and {row["status"] for row in rows} == {"completed"}
+    results = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert results.best_value == pytest.approx(float(rows[0]["val/acc_best"]), abs=1e-4)
+
+
+def test_ddp_that_reruns_the_command_line_is_refused_in_sweeps(mnist_dir: Path, tmp_path: Path):
+    result = train("-m", "accelerator=ddp_cpu", *quick(mnist_dir, tmp_path), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "cannot run inside a sweep" in result.stderr
+    assert "accelerator=ddp_cpu_spawn" in result.stderr
+    # No rank started a second sweep: one sweep folder, one job folder.
+    (sweep,) = run_folders(tmp_path, kind="multiruns")
+    assert [p.name for p in sweep.iterdir() if p.is_dir() and p.name != ".hydra"] == ["0"]
+
+
+def test_spawned_ddp_works_in_sweeps(mnist_dir: Path, tmp_path: Path):
+    args = ["-m", "accelerator=ddp_cpu_spawn", *quick(mnist_dir, tmp_path), "dataset.val_size=101"]
+    result = train(*args, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = run_folders(tmp_path, kind="multiruns")
+    metrics = final_metrics(sweep / "0")
+    assert (metrics["val/samples"], metrics["test/samples"]) == (101, 200)
