@@ -2,6 +2,7 @@
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,15 @@ def test_spawned_ddp_works_in_sweeps(mnist_dir: Path, tmp_path: Path):
     (sweep,) = run_folders(tmp_path, kind="multiruns")
     metrics = final_metrics(sweep / "0")
     assert (metrics["val/samples"], metrics["test/samples"]) == (101, 200)
+
+
+def test_a_failing_rank_ends_the_ddp_run(mnist_dir: Path, tmp_path: Path):
+    # Lightning starts rank 1 with LOCAL_RANK=1 in its environment: only that rank gets an
+    # invalid dropout, so it dies before joining the process group that rank 0 waits in.
+    dropout = "model.dropout='${oc.decode:${oc.env:LOCAL_RANK,0}}'"
+    args = [*quick(mnist_dir, tmp_path), dropout, "accelerator=ddp_cpu"]
+    start = time.monotonic()
+    result = train(*args, cwd=tmp_path, timeout=240)
+    assert result.returncode != 0
+    assert "dropout must be in [0, 1), got 1" in result.stderr
+    assert time.monotonic() - start < 120, "the run should end well before the DDP timeout"
