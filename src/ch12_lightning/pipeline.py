@@ -51,6 +51,14 @@ def _log_once() -> None:
         logging.getLogger("lightning").handlers.clear()
 
 
+def prepare(cfg: DictConfig) -> None:
+    """Process-wide settings of a run: logging, CPU threads, seeds."""
+    _log_once()
+    if cfg.get("torch_num_threads"):
+        torch.set_num_threads(cfg.torch_num_threads)
+    L.seed_everything(cfg.seed, workers=True)
+
+
 class SweepStrategyError(ValueError):
     """A strategy that cannot run inside a sweep."""
 
@@ -75,10 +83,7 @@ def run(cfg: DictConfig, in_sweep: bool = False) -> dict[str, float]:
 
     ``in_sweep``: this run is one job of a Hydra multirun.
     """
-    _log_once()
-    if cfg.get("torch_num_threads"):
-        torch.set_num_threads(cfg.torch_num_threads)
-    L.seed_everything(cfg.seed, workers=True)
+    prepare(cfg)
     output_dir = Path(cfg.paths.output_dir)
     datamodule, model, trainer = build(cfg)
     if in_sweep:
