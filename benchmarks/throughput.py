@@ -30,10 +30,10 @@ from pathlib import Path
 MODES = ("naive", "limit", "ours")
 
 
-def _mnist_tensors(data_dir: str, cache_dir: str):
+def _mnist_tensors(args: argparse.Namespace):
     from ch12_lightning.data.mnist import MNISTDataModule
 
-    datamodule = MNISTDataModule(data_dir, cache_dir)
+    datamodule = MNISTDataModule(args.data_dir, args.cache_dir, val_size=args.val_size)
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
@@ -68,7 +68,7 @@ def run_naive(args: argparse.Namespace) -> tuple[list[float], int]:
     from torchvision import transforms
     from torchvision.datasets import MNIST
 
-    datamodule = _mnist_tensors(args.data_dir, args.cache_dir)  # extracts the archives
+    datamodule = _mnist_tensors(args)  # extracts the archives
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(0.1307, 0.3081)])
     dataset = MNIST(datamodule.root, train=True, transform=transform)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True)
@@ -78,7 +78,7 @@ def run_naive(args: argparse.Namespace) -> tuple[list[float], int]:
 def run_limit(args: argparse.Namespace) -> tuple[list[float], int]:
     import torch
 
-    train = _mnist_tensors(args.data_dir, args.cache_dir).splits["train"]
+    train = _mnist_tensors(args).splits["train"]
     inputs, targets = train.inputs, train.targets
 
     def batches():
@@ -103,6 +103,7 @@ def run_ours(args: argparse.Namespace) -> tuple[list[float], int]:
         f"paths.root_dir={args.out_dir}",
         f"paths.output_dir={args.out_dir}/ours",
         f"dataset.batch_size={args.batch_size}",
+        f"dataset.val_size={args.val_size}",
         f"trainer.max_epochs={args.epochs}",
         f"torch_num_threads={args.threads}",
         f"trainer.accelerator={args.accelerator}",
@@ -152,7 +153,7 @@ def measure(mode: str, batch_size: int, args: argparse.Namespace) -> dict:
         sys.executable, __file__, "--one", mode, "--batch-size", str(batch_size),
         "--epochs", str(epochs), "--threads", str(args.threads), "--data-dir", args.data_dir,
         "--cache-dir", args.cache_dir, "--out-dir", args.out_dir,
-        "--accelerator", args.accelerator,
+        "--accelerator", args.accelerator, "--val-size", str(args.val_size),
     ]  # fmt: skip
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -172,6 +173,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="epochs; the first is warm-up")
     parser.add_argument("--naive-epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--val-size", type=int, default=5000, help="held out of training")
     parser.add_argument("--accelerator", default="cpu", help="cpu, or gpu where there is one")
     parser.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
