@@ -26,6 +26,7 @@ from ch12_lightning.data.celeba_files import (
     read_partitions,
 )
 from ch12_lightning.data.tensor_batches import InMemoryDataModule, TensorBatches
+from ch12_lightning.utils import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,8 @@ class CelebADataModule(InMemoryDataModule):
                 "inputs": torch.stack([image for image, _ in kept]),
                 "targets": torch.tensor([label for _, label in kept], dtype=torch.long),
             }
-        _save_atomic({"splits": splits, "summary": summary}, path)
+        with atomic_path(path) as tmp:
+            torch.save({"splits": splits, "summary": summary}, tmp)
         return summary
 
     def _decode(self, paths: list[Path]) -> list[Tensor | str]:
@@ -313,10 +315,3 @@ def _image_stats(folder: Path) -> dict[str, list[int]]:
             for entry in entries
             if entry.name.endswith(".jpg")
         }
-
-
-def _save_atomic(data: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, path)

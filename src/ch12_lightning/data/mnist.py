@@ -2,7 +2,6 @@
 
 import gzip
 import hashlib
-import os
 import shutil
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from torch.utils.data import random_split
 from torchvision.datasets import MNIST
 
 from ch12_lightning.data.tensor_batches import InMemoryDataModule, TensorBatches
+from ch12_lightning.utils import atomic_path
 
 ARCHIVES = tuple(Path(url).name for url, _ in MNIST.resources)
 IMAGE_SHAPE = (1, 28, 28)
@@ -146,7 +146,5 @@ def _extract_into(source: Path, target: Path) -> None:
         out = target / name.removesuffix(".gz")
         if out.is_file():
             continue
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        with gzip.open(source / name, "rb") as src, open(tmp, "wb") as dst:
+        with atomic_path(out) as tmp, gzip.open(source / name, "rb") as src, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst)
-        os.replace(tmp, out)
