@@ -1,6 +1,6 @@
 """Training throughput of ch12_lightning against the hand-written limit and the naive pipeline.
 
-Same model (784-32-16-10 MLP), batch size, optimizer and thread count for all three:
+Same model (784-32-16-10 MLP), batch size, optimizer (Adam 1e-3) and thread count for all three:
 
 1. naive: torchvision MNIST with a per-sample ToTensor/Normalize transform, a plain DataLoader,
    a hand-written loop;
@@ -8,10 +8,15 @@ Same model (784-32-16-10 MLP), batch size, optimizer and thread count for all th
 3. ours: ch12_lightning's own path as ``train`` runs it (DataModule, LightningModule, Trainer with
    the default callbacks and logging).
 
-Each configuration runs in a fresh process (so its peak memory is its own) and reports training
-samples per second (median over epochs, the first excluded as warm-up), the wall time of the
-whole process and its peak RSS. A second part times the CelebA data preparation: the first build
-against a run served from the cache.
+Each configuration runs in a fresh process (so its peak memory is its own), and the three take
+turns for ``--rounds`` rounds, so a burst of other work on a shared machine hits all of them;
+figures are medians over rounds, ratios the median of each round's ratio. Per process: training
+samples per second (median over epochs, the first excluded as warm-up), the process's run time,
+the wall time of the whole command and its peak RSS.
+
+Further parts: CelebA data preparation (first build against a run served from the cache),
+start-up (``--help``, ``--cfg job``, and launch to first training step of the real command), and
+CPU threads (the limit loop with 1 and 2 intra-op threads, alone and beside a busy process).
 
     python benchmarks/throughput.py --data-dir ../shared/data
 """
@@ -25,12 +30,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 MODES = ("naive", "limit", "ours")
+TRAIN = [sys.executable, "-m", "ch12_lightning.train"]
 
 
-def _mnist_tensors(args: argparse.Namespace):
+def _mnist_datamodule(args: argparse.Namespace):
     from ch12_lightning.data.mnist import MNISTDataModule
 
     datamodule = MNISTDataModule(args.data_dir, args.cache_dir, val_size=args.val_size)
@@ -39,55 +46,68 @@ def _mnist_tensors(args: argparse.Namespace):
     return datamodule
 
 
-def _model():
-    from ch12_lightning.models.mlp import build_mlp
+def _as_plain_torch() -> None:
+    """The hand-written pipelines use torch alone. Our data loading imported Lightning, whose
+    import makes torch probe for GPUs at every Adam step (see ``pipeline``); undo that here."""
+    os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
 
-    return build_mlp(784, [32, 16], 10, "relu")
+
+def _device(args: argparse.Namespace) -> str:
+    return "cuda" if args.accelerator == "gpu" else "cpu"
 
 
-def _hand_loop(batches, model, epochs: int) -> list[float]:
-    """Train with a plain loop; return the seconds each epoch took."""
+def _hand_loop(batches: Callable[[], Iterable], args: argparse.Namespace) -> list[float]:
+    """Train the book's MLP with a plain loop; return the seconds each epoch took."""
     import torch
 
+    from ch12_lightning.models.mlp import build_mlp
+
+    device = _device(args)
+    model = build_mlp(784, [32, 16], 10, "relu").to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     seconds = []
-    for _ in range(epochs):
+    for _ in range(args.epochs):
         start = time.perf_counter()
         for inputs, targets in batches():
-            loss = loss_fn(model(inputs), targets)
+            loss = loss_fn(model(inputs.to(device)), targets.to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
     return seconds
 
 
 def run_naive(args: argparse.Namespace) -> tuple[list[float], int]:
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Subset
     from torchvision import transforms
     from torchvision.datasets import MNIST
 
-    datamodule = _mnist_tensors(args)  # extracts the archives
+    root = _mnist_datamodule(args).root  # extracts the archives
+    _as_plain_torch()
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(0.1307, 0.3081)])
-    dataset = MNIST(datamodule.root, train=True, transform=transform)
+    dataset = MNIST(root, train=True, transform=transform)
+    dataset = Subset(dataset, range(len(dataset) - args.val_size))  # as many samples as ours
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True)
-    return _hand_loop(lambda: loader, _model(), args.epochs), len(dataset)
+    return _hand_loop(lambda: loader, args), len(dataset)
 
 
 def run_limit(args: argparse.Namespace) -> tuple[list[float], int]:
     import torch
 
-    train = _mnist_tensors(args).splits["train"]
-    inputs, targets = train.inputs, train.targets
+    train = _mnist_datamodule(args).splits["train"]
+    _as_plain_torch()
+    inputs, targets = train.inputs.to(_device(args)), train.targets.to(_device(args))
 
     def batches():
-        order = torch.randperm(len(targets))
+        order = torch.randperm(len(targets), device=targets.device)
         for start in range(0, len(targets), args.batch_size):
             index = order[start : start + args.batch_size]
             yield inputs[index], targets[index]
 
-    return _hand_loop(batches, _model(), args.epochs), len(targets)
+    return _hand_loop(batches, args), len(targets)
 
 
 def run_ours(args: argparse.Namespace) -> tuple[list[float], int]:
@@ -132,6 +152,16 @@ def run_ours(args: argparse.Namespace) -> tuple[list[float], int]:
     return timer.seconds, len(datamodule.splits["train"])
 
 
+def run_celeba(args: argparse.Namespace) -> None:
+    """Prepare the CelebA practice data once and print how long it took (JSON)."""
+    from ch12_lightning.data.celeba import CelebADataModule
+
+    datamodule = CelebADataModule(str(Path(args.data_dir) / "celeba"), args.cache_dir)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    print(json.dumps({"seconds": datamodule.prepare_seconds, "from_cache": datamodule.from_cache}))
+
+
 def one(args: argparse.Namespace) -> None:
     """Run one configuration in this process and print its figures as JSON."""
     import torch
@@ -147,20 +177,158 @@ def one(args: argparse.Namespace) -> None:
     print(json.dumps(figures))
 
 
-def measure(mode: str, batch_size: int, args: argparse.Namespace) -> dict:
-    epochs = args.naive_epochs if mode == "naive" else args.epochs
-    command = [
-        sys.executable, __file__, "--one", mode, "--batch-size", str(batch_size),
-        "--epochs", str(epochs), "--threads", str(args.threads), "--data-dir", args.data_dir,
-        "--cache-dir", args.cache_dir, "--out-dir", args.out_dir,
-        "--accelerator", args.accelerator, "--val-size", str(args.val_size),
+def _child(args: argparse.Namespace, *extra: str) -> list[str]:
+    """The command that re-runs this script for one measurement."""
+    return [
+        sys.executable, __file__, "--data-dir", args.data_dir, "--cache-dir", args.cache_dir,
+        "--out-dir", args.out_dir, "--accelerator", args.accelerator,
+        "--val-size", str(args.val_size), *extra,
     ]  # fmt: skip
+
+
+def _run_json(command: list[str]) -> dict:
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"{mode} failed:\n{result.stderr[-3000:]}")
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     return figures | {"wall_s": time.perf_counter() - start}
+
+
+def measure(mode: str, batch_size: int, args: argparse.Namespace, threads: int) -> dict:
+    epochs = args.naive_epochs if mode == "naive" else args.epochs
+    return _run_json(
+        _child(
+            args,
+            "--one",
+            mode,
+            "--batch-size",
+            str(batch_size),
+            "--epochs",
+            str(epochs),
+            "--threads",
+            str(threads),
+        )  # fmt: skip
+    )
+
+
+def _median_figures(rounds: list[dict]) -> dict:
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+
+def _ratios(rounds: list[dict], mode: str, other: str) -> list[float]:
+    return [r[mode]["samples_per_s"] / r[other]["samples_per_s"] for r in rounds]
+
+
+def throughput_part(args: argparse.Namespace) -> None:
+    print(f"\n## Training throughput ({args.rounds} rounds, medians)")
+    print(f"{'batch':>5} {'pipeline':>8} {'samples/s':>10} {'run s':>7} {'wall s':>7} {'MB':>6}")
+    for batch_size in args.batch_sizes:
+        rounds = [
+            {mode: measure(mode, batch_size, args, args.threads) for mode in MODES}
+            for _ in range(args.rounds)
+        ]
+        for mode in MODES:
+            f = _median_figures([r[mode] for r in rounds])
+            print(
+                f"{batch_size:>5} {mode:>8} {f['samples_per_s']:>10.0f} {f['run_s']:>7.1f} "
+                f"{f['wall_s']:>7.1f} {f['peak_mb']:>6.0f}"
+            )
+        to_limit, to_naive = (_ratios(rounds, "ours", other) for other in ("limit", "naive"))
+        print(
+            f"{batch_size:>5} ratios: ours/limit {statistics.median(to_limit):.2f} "
+            f"(rounds: {', '.join(f'{r:.2f}' for r in to_limit)}), "
+            f"ours/naive {statistics.median(to_naive):.1f}"
+        )
+
+
+def celeba_part(args: argparse.Namespace) -> None:
+    print("\n## CelebA data preparation (practice config: 2,750 images)")
+    if not (Path(args.data_dir) / "celeba").is_dir():
+        print(f"skipped: no celeba folder in {args.data_dir}")
+        return
+    built, cached = [], []
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory() as cache:
+            command = _child(args, "--one-celeba") + ["--cache-dir", cache]
+            built.append(_run_json(command)["seconds"])
+            cached.append(_run_json(command)["seconds"])
+    first, again = statistics.median(built), statistics.median(cached)
+    print(f"first build {first:.2f} s, from the cache {again:.3f} s: {first / again:.0f}x faster")
+
+
+def _seconds_to_line(command: list[str], marker: str) -> float:
+    """Seconds from launching ``command`` until it prints a line containing ``marker``; the
+    process is then stopped."""
+    start = time.perf_counter()
+    environment = os.environ | {"PYTHONUNBUFFERED": "1"}  # lines as they are printed
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment
+    )
+    try:
+        for line in process.stdout:
+            if marker in line:
+                return time.perf_counter() - start
+        raise RuntimeError(f"{' '.join(command)} ended without printing {marker!r}")
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _seconds(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
+def startup_part(args: argparse.Namespace) -> None:
+    print(f"\n## Start-up (median of {args.rounds})")
+    runs = f"hydra.run.dir={args.out_dir}/startup"
+    first_step = [
+        *TRAIN, f"paths.data_dir={args.data_dir}", f"paths.cache_dir={args.cache_dir}",
+        f"paths.root_dir={args.out_dir}", runs,
+    ]  # fmt: skip
+    timings = {
+        "--help": [*TRAIN, "--help"],
+        "--cfg job": [*TRAIN, "--cfg", "job"],
+    }
+    for name, command in timings.items():
+        seconds = statistics.median(_seconds(command) for _ in range(args.rounds))
+        print(f"{name:>28}: {seconds:.2f} s")
+    seconds = statistics.median(
+        _seconds_to_line(first_step, "training starts") for _ in range(args.rounds)
+    )
+    print(f"{'launch to first training step':>28}: {seconds:.2f} s (MNIST, cached extraction)")
+
+
+def threads_part(args: argparse.Namespace) -> None:
+    print(f"\n## CPU threads (limit loop, batch 64, {os.cpu_count()} cores, median of rounds)")
+    busy_code = "import time\nend = time.time() + 600\nwhile time.time() < end: pass"
+    for busy in (False, True):
+        rates = {threads: [] for threads in (1, 2)}
+        for _ in range(args.rounds):
+            for threads in rates:
+                neighbour = subprocess.Popen([sys.executable, "-c", busy_code]) if busy else None
+                try:
+                    rates[threads].append(measure("limit", 64, args, threads)["samples_per_s"])
+                finally:
+                    if neighbour:
+                        neighbour.kill()
+                        neighbour.wait()
+        one_thread, two_threads = (statistics.median(rates[t]) for t in (1, 2))
+        where = "beside a busy process" if busy else "alone"
+        print(
+            f"{where:>22}: 1 thread {one_thread:.0f}, 2 threads {two_threads:.0f} samples/s "
+            f"(1 thread is {one_thread / two_threads:.2f}x 2 threads)"
+        )
+
+
+PARTS = {
+    "throughput": throughput_part,
+    "celeba": celeba_part,
+    "startup": startup_part,
+    "threads": threads_part,
+}
 
 
 def main() -> None:
@@ -169,34 +337,27 @@ def main() -> None:
     parser.add_argument("--data-dir", default=default_data, help="folder holding MNIST/raw")
     parser.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir()) / "ch12_bench"))
     parser.add_argument("--out-dir", default=str(Path(tempfile.gettempdir()) / "ch12_bench_out"))
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--epochs", type=int, default=4, help="epochs; the first is warm-up")
     parser.add_argument("--naive-epochs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="repetitions; medians are quoted")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--val-size", type=int, default=5000, help="held out of training")
     parser.add_argument("--accelerator", default="cpu", help="cpu, or gpu where there is one")
     parser.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--one-celeba", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--mode", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         args.mode = args.one
         one(args)
-        return
-    print(f"threads={args.threads} accelerator={args.accelerator} data={args.data_dir}")
-    print(f"{'batch':>5} {'pipeline':>8} {'samples/s':>10} {'run s':>7} {'wall s':>7} {'MB':>6}")
-    for batch_size in args.batch_sizes:
-        figures = {mode: measure(mode, batch_size, args) for mode in MODES}
-        for mode, f in figures.items():
-            print(
-                f"{batch_size:>5} {mode:>8} {f['samples_per_s']:>10.0f} {f['run_s']:>7.1f} "
-                f"{f['wall_s']:>7.1f} {f['peak_mb']:>6.0f}"
-            )
-        ours = figures["ours"]["samples_per_s"]
-        print(
-            f"{batch_size:>5} ratios: ours/limit {ours / figures['limit']['samples_per_s']:.2f}, "
-            f"ours/naive {ours / figures['naive']['samples_per_s']:.1f}"
-        )
+    elif args.one_celeba:
+        run_celeba(args)
+    else:
+        print(f"threads={args.threads} accelerator={args.accelerator} data={args.data_dir}")
+        for part in args.parts:
+            PARTS[part](args)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import torch
 
 from ch12_lightning.data.celeba import CelebADataModule, CorruptImageError
 from ch12_lightning.data.celeba_files import CelebAFormatError
+from ch12_lightning.errors import ConfigError
 from tests.celeba_tree import ATTRIBUTES, make_celeba
 from tests.conftest import REAL_DATA
 
@@ -70,9 +71,9 @@ def test_other_settings(celeba_dir: Path, tmp_path: Path):
 
 
 def test_unknown_attribute_lists_the_valid_names(celeba_dir: Path, tmp_path: Path):
-    with pytest.raises(ValueError, match="Unknown CelebA attribute 'Beard'") as err:
+    with pytest.raises(ConfigError, match="dataset.attribute=Beard is not valid") as err:
         _prepared(celeba_dir, tmp_path, attribute="Beard")
-    assert "40 valid names" in str(err.value)
+    assert "one of the 40 attributes in list_attr_celeba.txt" in str(err.value)
     assert all(name in str(err.value) for name in ATTRIBUTES)
 
 

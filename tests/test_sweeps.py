@@ -48,7 +48,7 @@ def test_sweep_summary_lists_failed_jobs_and_keeps_the_others(mnist_dir: Path, t
     assert [row["status"] for row in rows] == ["completed", "completed", "failed"]
     assert rows[0]["val/acc_best"] >= rows[1]["val/acc_best"]  # best first
     assert rows[2]["overrides"] == "optimizer.lr=-1"
-    assert "optimizer.lr must be a positive number" in rows[2]["error"]
+    assert "optimizer.lr=-1 is not valid: must be a positive number" in rows[2]["error"]
     for row in rows[:2]:
         assert final_metrics(sweep / row["folder"])["test/acc"] >= 0
         assert list((sweep / row["folder"] / "tensorboard").glob("events.out.tfevents.*"))
@@ -103,5 +103,5 @@ def test_a_failing_rank_ends_the_ddp_run(mnist_dir: Path, tmp_path: Path):
     start = time.monotonic()
     result = train(*args, cwd=tmp_path, timeout=240)
     assert result.returncode != 0
-    assert "dropout must be in [0, 1), got 1" in result.stderr
+    assert "model.dropout=1 is not valid: must be in [0, 1)" in result.stderr
     assert time.monotonic() - start < 120, "the run should end well before the DDP timeout"

@@ -1,18 +1,25 @@
 """One training run from a composed config: build the pieces, fit, test, record the results."""
 
 import logging
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.accelerators import CUDAAccelerator
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ch12_lightning.errors import InputError
+from ch12_lightning.runs import LAST, resume_folder
 from ch12_lightning.utils import write_json_atomic
+from ch12_lightning.validation import check_checkpoint, validate
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +43,20 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     )
     callbacks: list[Callback] = _instantiate_all(cfg.get("callbacks"))
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
+    if not loggers:  # logger=none: the learning rate has nowhere to go (Lightning would refuse)
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    if not isinstance(trainer.accelerator, CUDAAccelerator):
+        _stop_probing_for_gpus()
     return datamodule, model, trainer
+
+
+def _stop_probing_for_gpus() -> None:
+    """``import lightning`` sets PYTORCH_NVML_BASED_CUDA_CHECK=1, which makes torch ask NVML
+    afresh whether CUDA is available, and Adam/AdamW ask at every step: on a CUDA build of torch
+    without a GPU that costs about 80 us per step, several percent of a step of the book's MLP.
+    A run that uses no GPU has no need for it; torch's default check is answered once."""
+    os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
 
 
 def _log_once() -> None:
@@ -59,7 +78,7 @@ def prepare(cfg: DictConfig) -> None:
     L.seed_everything(cfg.seed, workers=True)
 
 
-class SweepStrategyError(ValueError):
+class SweepStrategyError(InputError, ValueError):
     """A strategy that cannot run inside a sweep."""
 
 
@@ -83,18 +102,22 @@ def run(cfg: DictConfig, in_sweep: bool = False) -> dict[str, float]:
 
     ``in_sweep``: this run is one job of a Hydra multirun.
     """
+    validate(cfg)
+    _continue_interrupted_run(cfg)
     prepare(cfg)
     output_dir = Path(cfg.paths.output_dir)
     datamodule, model, trainer = build(cfg)
     if in_sweep:
         _refuse_script_ddp_in_sweep(trainer)
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path:
+        check_checkpoint(ckpt_path, model)
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, output_dir / "config_resolved.yaml", resolve=True)
 
-    ckpt_path = cfg.get("ckpt_path")
     if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        _fit(trainer, model, datamodule, ckpt_path, output_dir)
         ckpt_path = _best_checkpoint(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     epochs = trainer.current_epoch
@@ -110,6 +133,71 @@ def run(cfg: DictConfig, in_sweep: bool = False) -> dict[str, float]:
         log.info("Final metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items())})
         log.info("Run folder: %s", output_dir)
     return metrics
+
+
+def _fit(
+    trainer: L.Trainer,
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    ckpt_path: str | None,
+    output_dir: Path,
+) -> None:
+    """``trainer.fit``, saying how to resume when a signal stops it. Lightning ends a run on
+    SIGTERM with exit status 0, as if it had finished; scripts must see a failure (143)."""
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit as stop:  # Ctrl-C (Lightning exits with 1) or SIGTERM
+        log.error(
+            "Training was stopped in epoch %d; the checkpoints of finished epochs are kept. "
+            "Resume with ckpt_path=%s (or ckpt_path=last).",
+            trainer.current_epoch + 1,
+            output_dir,
+        )
+        code = 128 + signal.SIGTERM if isinstance(stop, SIGTERMException) else stop.code
+        raise SystemExit(code) from stop
+
+
+def _continue_interrupted_run(cfg: DictConfig) -> None:
+    """``ckpt_path=last`` or ``ckpt_path=<run folder>``: continue from that run's last checkpoint.
+    Training goes on in the run's own folder (one TensorBoard log, one set of checkpoints); a
+    test-only run (``train=false``) reads the checkpoint and writes into its own new folder."""
+    folder = resume_folder(cfg.get("ckpt_path"), Path(cfg.paths.log_dir) / cfg.task_name / "runs")
+    if folder is None:
+        return
+    cfg.ckpt_path = str(folder / LAST)
+    if cfg.get("train", True):
+        log.info(
+            "Resuming %s from %s (this command's own log stays in %s)",
+            folder,
+            LAST,
+            cfg.paths.output_dir,
+        )
+        cfg.paths.output_dir = str(folder)
+        _hide_logs_after(cfg, _logged_step(folder / LAST))
+
+
+def _logged_step(checkpoint: Path) -> int | None:
+    """The logging step a checkpoint was saved at (Lightning logs against training batches
+    that stepped), or None if the checkpoint does not say."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return (
+        state.get("loops", {})
+        .get("fit_loop", {})
+        .get("epoch_loop.state_dict", {})
+        .get("_batches_that_stepped")
+    )
+
+
+def _hide_logs_after(cfg: DictConfig, step: int | None) -> None:
+    """A run stopped between logging an epoch and saving its checkpoint logged an epoch that the
+    resumed run repeats; TensorBoard's ``purge_step`` hides what was logged after the checkpoint,
+    so each curve continues without a repeated point."""
+    if step is None:
+        return
+    for entry in (cfg.get("logger") or {}).values():
+        if entry and str(entry.get("_target_", "")).endswith("TensorBoardLogger"):
+            with open_dict(entry):
+                entry.purge_step = step
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:

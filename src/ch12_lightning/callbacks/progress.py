@@ -25,6 +25,11 @@ class EpochLineProgressBar(ProgressBar):
     def enable(self) -> None:
         self._enabled = True
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A mark in the log (the benchmark times start-up up to this line).
+        if self._enabled:
+            self.print(f"training starts: {trainer.max_epochs} epochs")
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
 

@@ -26,6 +26,7 @@ from ch12_lightning.data.celeba_files import (
     read_partitions,
 )
 from ch12_lightning.data.tensor_batches import InMemoryDataModule, TensorBatches
+from ch12_lightning.errors import ConfigError, InputError
 from ch12_lightning.utils import atomic_path
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ CACHE_FORMAT = 1
 SPLITS = tuple(PARTITIONS)
 
 
-class CorruptImageError(ValueError):
+class CorruptImageError(InputError, ValueError):
     """An image file cannot be decoded."""
 
 
@@ -108,6 +109,8 @@ class CelebADataModule(InMemoryDataModule):
         std: float = 0.5,
         seed: int = 1,
         batch_size: int = 16,
+        batches_per_call: int = 16,
+        data_on_device: bool = True,
         num_workers: int = 2,
         skip_corrupt: bool = False,
         pin_memory: bool = False,
@@ -117,15 +120,6 @@ class CelebADataModule(InMemoryDataModule):
             "attribute", "n_per_class", "eval_per_class", "image_size", "grayscale",
             "mean", "std", "seed", "batch_size",
         )  # fmt: skip
-        if eval_per_class not in ("balanced", "all") and not (
-            isinstance(eval_per_class, int) and eval_per_class > 0
-        ):
-            raise ValueError(
-                f"dataset.eval_per_class must be 'balanced', 'all' or a positive integer, "
-                f"got {eval_per_class!r}"
-            )
-        if n_per_class < 1:
-            raise ValueError(f"dataset.n_per_class must be at least 1, got {n_per_class}")
         self.data_dir = data_dir
         self.cache_dir = Path(cache_dir).expanduser()
         self.attribute = attribute
@@ -137,6 +131,8 @@ class CelebADataModule(InMemoryDataModule):
         self.std = std
         self.seed = seed
         self.batch_size = batch_size
+        self.batches_per_call = batches_per_call
+        self.data_on_device = data_on_device
         self.num_workers = num_workers
         self.skip_corrupt = skip_corrupt
         self.pin_memory = pin_memory
@@ -294,7 +290,7 @@ class CelebADataModule(InMemoryDataModule):
         else:
             wanted, setting = self.eval_per_class, "dataset.eval_per_class"
         if wanted > min(counts):
-            raise ValueError(
+            raise ConfigError(
                 f"{setting}={wanted} asks for more {split} images of one class than there are "
                 f"(found {described}). Use at most {min(counts)}, or a fuller copy of CelebA."
             )

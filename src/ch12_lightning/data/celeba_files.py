@@ -15,10 +15,12 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from ch12_lightning.errors import ConfigError, InputError, MissingDataError, invalid
+
 PARTITIONS = {"train": 0, "val": 1, "test": 2}
 
 
-class CelebAFormatError(ValueError):
+class CelebAFormatError(InputError, ValueError):
     """A CelebA metadata file is missing or does not have the expected format."""
 
 
@@ -42,7 +44,7 @@ class CelebALayout:
             partition = root / f"list_eval_partition{suffix}"
             if attr.is_file() and partition.is_file() and images.is_dir():
                 return cls(root, images, attr, partition)
-        raise FileNotFoundError(
+        raise MissingDataError(
             f"No CelebA copy in {root}. Expected img_align_celeba/ with list_attr_celeba.txt and "
             "list_eval_partition.txt (official layout), or img_align_celeba/img_align_celeba/ "
             "with list_attr_celeba.csv and list_eval_partition.csv (CSV layout). Point "
@@ -72,10 +74,8 @@ def read_attribute(path: Path, attribute: str) -> dict[str, int]:
     """Map each image file to 1 where ``attribute`` holds and 0 where it does not."""
     names, rows = _rows(path)
     if attribute not in names:
-        raise ValueError(
-            f"Unknown CelebA attribute {attribute!r}; the {len(names)} valid names are: "
-            + ", ".join(names)
-        )
+        reason = f"must be one of the {len(names)} attributes in {path.name}: {', '.join(names)}"
+        raise ConfigError(invalid("dataset.attribute", attribute, reason))
     column = names.index(attribute) + 1
     labels = {}
     for number, row in enumerate(rows, start=1):

@@ -2,7 +2,10 @@
 
 import gzip
 import hashlib
+import math
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import torch
@@ -11,14 +14,17 @@ from torch.utils.data import random_split
 from torchvision.datasets import MNIST
 
 from ch12_lightning.data.tensor_batches import InMemoryDataModule, TensorBatches
+from ch12_lightning.errors import ConfigError, InputError, MissingDataError, invalid
 from ch12_lightning.utils import atomic_path
 
 ARCHIVES = tuple(Path(url).name for url, _ in MNIST.resources)
 IMAGE_SHAPE = (1, 28, 28)
+# Per kind of IDX file: its magic number and the shape of one item.
+IDX_FORMATS = {"images": (0x0803, IMAGE_SHAPE[1:]), "labels": (0x0801, ())}
 
 
-class MissingDataError(FileNotFoundError):
-    """The data set is not on disk and could not be downloaded."""
+class MNISTFormatError(InputError, ValueError):
+    """An MNIST file is damaged, truncated or not an MNIST file at all."""
 
 
 class MNISTDataModule(InMemoryDataModule):
@@ -33,6 +39,8 @@ class MNISTDataModule(InMemoryDataModule):
         data_dir: str,
         cache_dir: str,
         batch_size: int = 64,
+        batches_per_call: int = 16,
+        data_on_device: bool = True,
         val_size: int = 5000,
         split_seed: int = 1,
         mean: float = 0.1307,
@@ -49,6 +57,8 @@ class MNISTDataModule(InMemoryDataModule):
         self.data_dir = Path(data_dir).expanduser()
         self.cache_dir = Path(cache_dir).expanduser()
         self.batch_size = batch_size
+        self.batches_per_call = batches_per_call
+        self.data_on_device = data_on_device
         self.val_size = val_size
         self.split_seed = split_seed
         self.mean = mean
@@ -95,10 +105,9 @@ class MNISTDataModule(InMemoryDataModule):
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate") and "train" not in self.splits:
             inputs, targets = self._load(train=True)
-            if not 0 < self.val_size < len(targets):
-                raise ValueError(
-                    f"dataset.val_size={self.val_size} must be between 1 and {len(targets) - 1}"
-                )
+            if self.val_size >= len(targets):
+                reason = f"must be less than the {len(targets)} training images"
+                raise ConfigError(invalid("dataset.val_size", self.val_size, reason))
             generator = torch.Generator().manual_seed(self.split_seed)
             train, val = random_split(
                 range(len(targets)), [len(targets) - self.val_size, self.val_size], generator
@@ -110,9 +119,25 @@ class MNISTDataModule(InMemoryDataModule):
 
     def _load(self, train: bool) -> tuple[Tensor, Tensor]:
         """Decode one split once into a normalized float tensor of shape (N, 1, 28, 28)."""
+        for archive in ARCHIVES:
+            if archive.startswith("train" if train else "t10k"):
+                self._check_idx(archive)
         dataset = MNIST(self.root, train=train, download=False)
         images = dataset.data.unsqueeze(1).float().div_(255).sub_(self.mean).div_(self.std)
         return images, dataset.targets
+
+    def _check_idx(self, archive: str) -> None:
+        """torchvision meets a damaged file with a bare AssertionError or a reshape error: name
+        the file instead, as the user has it (the archive, not its extraction in the cache)."""
+        path = self.root / "MNIST" / "raw" / archive.removesuffix(".gz")
+        problem = _idx_problem(path, *IDX_FORMATS["images" if "images" in archive else "labels"])
+        if problem:
+            archived = self.data_dir / "MNIST" / "raw" / archive
+            source = path if self.root == self.data_dir else archived
+            raise MNISTFormatError(
+                f"{source} is not a valid MNIST file: {problem}. Replace it with an intact copy "
+                f"of {archive}."
+            )
 
     def _extract_root(self) -> Path:
         """A cache folder keyed by the archives, so different copies never share extractions."""
@@ -146,5 +171,34 @@ def _extract_into(source: Path, target: Path) -> None:
         out = target / name.removesuffix(".gz")
         if out.is_file():
             continue
-        with atomic_path(out) as tmp, gzip.open(source / name, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
+        try:
+            with (
+                atomic_path(out) as tmp,
+                gzip.open(source / name, "rb") as src,
+                open(tmp, "wb") as dst,
+            ):
+                shutil.copyfileobj(src, dst)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise MNISTFormatError(
+                f"{source / name} cannot be decompressed ({err}): it is truncated or not a gzip "
+                "archive. Replace it with an intact copy."
+            ) from err
+
+
+def _idx_problem(path: Path, magic: int, item_shape: tuple[int, ...]) -> str | None:
+    """What is wrong with the IDX file at ``path`` (magic number, item shape, size), or None."""
+    header_size = 4 * (2 + len(item_shape))
+    with open(path, "rb") as f:
+        header = f.read(header_size)
+    if len(header) < header_size:
+        return f"it has only {len(header)} bytes, less than an IDX header"
+    found = int.from_bytes(header[:4], "big")
+    if found != magic:
+        return f"its magic number is 0x{found:08x}, expected 0x{magic:08x}"
+    count, *shape = struct.unpack(f">{1 + len(item_shape)}I", header[4:])
+    if tuple(shape) != item_shape:
+        return f"its items have shape {shape}, expected {list(item_shape)}"
+    size, expected = path.stat().st_size, header_size + count * math.prod(item_shape)
+    if size != expected:
+        return f"it has {size} bytes where its header announces {count} items ({expected} bytes)"
+    return None

@@ -7,6 +7,7 @@ sampler keep working: the sampler still yields indices; only fetching them is ba
 """
 
 from collections.abc import Sequence
+from functools import partial
 
 import lightning as L
 import torch
@@ -31,8 +32,11 @@ class TensorBatches(Dataset):
         return self.inputs[index], self.targets[index]
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
-        index = torch.as_tensor(indices)
+        index = torch.as_tensor(indices, device=self.targets.device)
         return self.inputs[index], self.targets[index]
+
+    def to(self, device: torch.device) -> "TensorBatches":
+        return TensorBatches(self.inputs.to(device), self.targets.to(device))
 
 
 def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -40,17 +44,28 @@ def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     return batch
 
 
+def split_batch(batch: tuple[Tensor, Tensor], batch_size: int) -> list[tuple[Tensor, Tensor]]:
+    """Collate function for training: one fetched group, as mini-batches of ``batch_size``."""
+    inputs, targets = batch
+    return list(zip(inputs.split(batch_size), targets.split(batch_size), strict=True))
+
+
 def batch_loader(
     dataset: TensorBatches,
     batch_size: int,
     *,
     shuffle: bool,
+    batches_per_call: int | None = None,
     num_workers: int = 0,
     pin_memory: bool = False,
     world_size: int = 1,
     rank: int = 0,
 ) -> DataLoader:
     """A ``DataLoader`` over ``dataset`` that fetches each batch with one indexing operation.
+
+    With ``batches_per_call`` it yields lists of that many consecutive mini-batches (the last
+    list and mini-batch may be shorter): the same mini-batches, in the same order, as without
+    it, since the sampler's permutation does not depend on the batch size.
 
     For evaluation (``shuffle=False``) under several processes, every rank gets its own unpadded
     slice, so each sample is counted exactly once; a plain ``DistributedSampler`` would pad the
@@ -62,6 +77,10 @@ def batch_loader(
         sampler = UnrepeatedDistributedSampler(
             dataset, num_replicas=world_size, rank=rank, shuffle=False
         )
+    collate = keep_batch
+    if batches_per_call:
+        collate = partial(split_batch, batch_size=batch_size)
+        batch_size *= batches_per_call
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -70,24 +89,34 @@ def batch_loader(
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
-        collate_fn=keep_batch,
+        collate_fn=collate,
     )
 
 
 class InMemoryDataModule(L.LightningDataModule):
     """Serves ``self.splits`` ("train", "val", "test": ``TensorBatches``) in batches.
 
-    Subclasses fill ``self.splits`` in ``setup`` and set ``batch_size``, ``loader_workers`` and
-    ``pin_memory``.
+    Training batches come as lists of ``batches_per_call`` mini-batches: the model takes one
+    optimizer step per mini-batch, and Lightning's fixed cost per ``training_step`` call (hooks,
+    logging, progress), which is larger than a whole step of a small MLP, is paid once per list.
+
+    With ``data_on_device`` the split tensors move once to the device the model trains on (a
+    GPU), so batches are cut there and no batch crosses from host to device; on a CPU nothing
+    changes.
+
+    Subclasses fill ``self.splits`` in ``setup`` and set ``batch_size``, ``batches_per_call``,
+    ``data_on_device``, ``loader_workers`` and ``pin_memory``.
     """
 
     splits: dict[str, TensorBatches]
     batch_size: int
+    batches_per_call: int = 1
+    data_on_device: bool = False
     loader_workers: int = 0
     pin_memory: bool = False
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train", shuffle=True, batches_per_call=self.batches_per_call)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
@@ -95,14 +124,21 @@ class InMemoryDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool, batches_per_call: int | None = None) -> DataLoader:
         trainer = self.trainer
+        on_device = bool(
+            trainer and self.data_on_device and trainer.strategy.root_device.type != "cpu"
+        )
+        if on_device:
+            self.splits[split] = self.splits[split].to(trainer.strategy.root_device)
         return batch_loader(
             self.splits[split],
             self.batch_size,
             shuffle=shuffle,
-            num_workers=self.loader_workers,
-            pin_memory=self.pin_memory,
+            batches_per_call=batches_per_call,
+            # Worker processes cannot share device tensors, and they are not pinned memory.
+            num_workers=0 if on_device else self.loader_workers,
+            pin_memory=self.pin_memory and not on_device,
             world_size=trainer.world_size if trainer else 1,
             rank=trainer.global_rank if trainer else 0,
         )

@@ -22,17 +22,10 @@ def build_mlp(
     activation: str = "relu",
     dropout: float = 0.0,
 ) -> nn.Sequential:
-    """Flatten, then Linear -> activation (-> dropout) per hidden layer, then a Linear to logits."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(
-            f"Unknown activation {activation!r}; valid names: {', '.join(sorted(ACTIVATIONS))}"
-        )
-    if not hidden_sizes or not all(isinstance(h, int) and h > 0 for h in hidden_sizes):
-        raise ValueError(
-            f"hidden_sizes must be a non-empty list of positive integers, got {hidden_sizes!r}"
-        )
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    """Flatten, then Linear -> activation (-> dropout) per hidden layer, then a Linear to logits.
+
+    The arguments are checked where the config is (``ch12_lightning.validation``).
+    """
     layers: list[nn.Module] = [nn.Flatten()]
     width = input_size
     for hidden in hidden_sizes:

@@ -1,0 +1,224 @@
+"""Every check of a run's config values, in one place, before anything is read, built or trained.
+
+A bad value would otherwise surface late and far from its cause: a zero batch size deep inside
+the DataLoader, an unknown activation as a KeyError, 64 CPU "devices" as 64 processes, a bad
+checkpoint as a raw ``load_state_dict`` dump after the data is prepared. ``validate`` raises one
+``ConfigError`` with a line per bad value, ``key=value is not valid: <what would be>``;
+``check_checkpoint`` vets a checkpoint file before Lightning loads it. Checks that need the data
+files (an unknown CelebA attribute, too few images, damaged files) stay in the data modules,
+which read them.
+"""
+
+import os
+import pickle
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ch12_lightning.errors import ConfigError, invalid
+from ch12_lightning.models.classifier import LOSSES, OPTIMIZERS
+from ch12_lightning.models.mlp import ACTIVATIONS
+
+_ABSENT = object()
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _sizes(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(map(_positive_int, value))
+
+
+POSITIVE_INT = "must be a positive integer"
+# (key, test, what is valid); keys absent from the config (n_per_class with MNIST) are skipped.
+RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("optimizer.lr", lambda v: _number(v) and v > 0, "must be a positive number"),
+    ("trainer.max_epochs", _positive_int, POSITIVE_INT),
+    ("dataset.batch_size", _positive_int, POSITIVE_INT),
+    ("dataset.batches_per_call", _positive_int, POSITIVE_INT),
+    ("dataset.val_size", _positive_int, POSITIVE_INT),
+    ("dataset.n_per_class", _positive_int, POSITIVE_INT),
+    ("dataset.image_size", _positive_int, POSITIVE_INT),
+    (
+        "dataset.eval_per_class",
+        lambda v: v in ("balanced", "all") or _positive_int(v),
+        "must be balanced, all or a positive integer",
+    ),
+    ("model.hidden_sizes", _sizes, "must be a non-empty list of positive integers, e.g. [32,16]"),
+    ("model.dropout", lambda v: _number(v) and 0 <= v < 1, "must be in [0, 1)"),
+)
+# Names the code looks up, with the tables that define them.
+CHOICES: tuple[tuple[str, Any], ...] = (
+    ("model.activation", ACTIVATIONS),
+    ("model.loss", LOSSES),
+    ("optimizer.name", OPTIMIZERS),
+)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise one ``ConfigError`` naming every bad value of ``cfg``; return if there is none."""
+    problems = [
+        invalid(key, value, reason)
+        for key, test, reason in RULES
+        if (value := _value(cfg, key)) is not _ABSENT and not test(value)
+    ]
+    problems += [
+        invalid(key, value, f"must be one of {', '.join(sorted(names))}")
+        for key, names in CHOICES
+        if (value := _value(cfg, key)) is not _ABSENT and value not in names
+    ]
+    problems += _device_problems(_value(cfg, "trainer.accelerator"), _value(cfg, "trainer.devices"))
+    problems += _output_problems(_value(cfg, "paths.output_dir"))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _value(cfg: DictConfig, key: str) -> Any:
+    value = OmegaConf.select(cfg, key, default=_ABSENT)
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def _cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _mps() -> int:
+    return int(torch.backends.mps.is_available())
+
+
+def _gpus() -> int:
+    return torch.cuda.device_count() or _mps()
+
+
+# Devices each accelerator has here. Lightning accepts any number of CPU "devices" (one process
+# each), so trainer.devices=64 would start 64 processes; it checks GPUs only once the Trainer is
+# built. Other accelerators (auto, xla, ...) are left to Lightning.
+DEVICES: dict[str, tuple[Callable[[], int], str]] = {
+    "cpu": (_cpu_cores, "CPU cores"),
+    "gpu": (_gpus, "GPUs"),
+    "cuda": (torch.cuda.device_count, "CUDA GPUs"),
+    "mps": (_mps, "MPS GPUs"),
+}
+
+
+def _device_problems(accelerator: Any, devices: Any) -> list[str]:
+    if accelerator not in DEVICES:
+        return []
+    count, unit = DEVICES[accelerator]
+    available = count()
+    if not available:
+        return [
+            invalid(
+                "trainer.accelerator",
+                accelerator,
+                f"this machine has no {unit}; use accelerator=cpu, or accelerator=auto to take "
+                "a GPU where there is one",
+            )
+        ]
+    if devices == "auto" or (devices == -1 and accelerator != "cpu"):
+        return []
+    wanted = len(devices) if isinstance(devices, list) else devices
+    if _positive_int(wanted) and wanted <= available:
+        return []
+    also = "auto" if accelerator == "cpu" else "auto, -1 (all)"
+    reason = f"must be {also} or 1 to {available}: this machine has {available} {unit}"
+    return [invalid("trainer.devices", devices, reason)]
+
+
+def _output_problems(output_dir: Any) -> list[str]:
+    """Whether the run folder can be created and written; nothing is created here.
+
+    Checked by the path rather than by the permission bits alone: root may write anywhere, but
+    not below a regular file.
+    """
+    if not isinstance(output_dir, str):
+        return []
+    folder = Path(output_dir).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        reason = f"{existing} is a file, not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = f"{existing} is not writable"
+    else:
+        return []
+    return [invalid("paths.output_dir", output_dir, f"{reason}; choose a folder you can write")]
+
+
+def check_checkpoint(path: str | Path, model: torch.nn.Module) -> None:
+    """Raise ``ConfigError`` unless ``path`` is a checkpoint whose weights fit ``model``.
+
+    The file is read with ``torch.load(weights_only=True)`` only: a checkpoint holds tensors and
+    plain data, and anything else in it (objects that run code when unpickled) is refused.
+    """
+    if not Path(path).is_file():
+        raise ConfigError(invalid("ckpt_path", path, "no such file"))
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load fails on a non-checkpoint with all kinds of errors
+        raise ConfigError(invalid("ckpt_path", path, _load_failure(err))) from err
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        reason = "it loads, but is not a Lightning checkpoint (it has no state_dict)"
+        raise ConfigError(invalid("ckpt_path", path, reason))
+    mismatches = _shape_mismatches(state, model.state_dict())
+    if mismatches:
+        reason = (
+            "its weights do not fit this model"
+            + _hparams_differences(checkpoint.get("hyper_parameters"), model)
+            + ":\n  "
+            + "\n  ".join(mismatches)
+            + "\nUse the model and data settings of the run that wrote it."
+        )
+        raise ConfigError(invalid("ckpt_path", path, reason))
+
+
+def _load_failure(err: Exception) -> str:
+    """Why torch.load failed, in one line. torch wraps the unpickler's own reason (kept as the
+    error's context) in long advice to load with weights_only=False, which is no advice here."""
+    if isinstance(err, pickle.UnpicklingError) and err.__context__ is not None:
+        err = err.__context__
+    unsafe = re.search(r"GLOBAL (\S+)", str(err))
+    if unsafe:
+        return (
+            f"it holds objects other than tensors and plain data ({unsafe.group(1)}), which "
+            "could run code when loaded, so torch.load(weights_only=True) refused it"
+        )
+    first_line = (str(err).strip().splitlines() or [""])[0][:200]
+    return f"not a checkpoint: torch.load cannot read it ({type(err).__name__}: {first_line})"
+
+
+def _shape(tensor: Any) -> str:
+    return str(list(tensor.shape)) if isinstance(tensor, torch.Tensor) else "not a tensor"
+
+
+def _shape_mismatches(found: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """``name: [8, 784] in the checkpoint, [16, 784] in this model`` for each differing entry."""
+    lines = []
+    for name in sorted(found.keys() | expected.keys()):
+        ours = _shape(expected[name]) if name in expected else "absent"
+        theirs = _shape(found[name]) if name in found else "absent"
+        if ours != theirs:
+            lines.append(f"{name}: {theirs} in the checkpoint, {ours} in this model")
+    return lines
+
+
+def _hparams_differences(saved: Any, model: torch.nn.Module) -> str:
+    """Shape-setting hyperparameters that differ, as `` (hidden_sizes=[8] there, [16] here)``."""
+    ours = getattr(model, "hparams", {})
+    if not isinstance(saved, dict):
+        return ""
+    differ = [
+        f"{key}={saved[key]} there, {ours[key]} here"
+        for key in ("input_size", "num_classes", "hidden_sizes", "loss")
+        if key in saved and key in ours and saved[key] != ours[key]
+    ]
+    return f" ({'; '.join(differ)})" if differ else ""
