@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ch12_lightning.errors import ConfigError
-from ch12_lightning.models.classifier import NonFiniteLossError
+from ch12_lightning.models.module import NonFiniteLossError
 from ch12_lightning.pipeline import build, run
 from ch12_lightning.runs import resume_folder
 from ch12_lightning.utils import write_json_atomic

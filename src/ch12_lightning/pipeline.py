@@ -8,7 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import Logger
@@ -16,7 +16,7 @@ from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ch12_lightning.errors import InputError
+from ch12_lightning.errors import ConfigError, InputError, invalid
 from ch12_lightning.runs import LAST, resume_folder
 from ch12_lightning.utils import write_json_atomic
 from ch12_lightning.validation import check_checkpoint, validate
@@ -32,15 +32,10 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
-    """Instantiate data, model and trainer; the model's input size comes from the data config."""
+    """Instantiate data, model and trainer; the model's sizes come from the data module."""
     datamodule = instantiate(cfg.dataset, _convert_="all")
-    model = instantiate(
-        cfg.model,
-        input_size=datamodule.input_size,
-        num_classes=datamodule.num_classes,
-        class_names=datamodule.class_names,
-        _convert_="all",
-    )
+    _check_task(cfg.model._target_, datamodule)
+    model = instantiate(cfg.model, **datamodule.model_arguments, _convert_="all")
     callbacks: list[Callback] = _instantiate_all(cfg.get("callbacks"))
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
     if not loggers:  # logger=none: the learning rate has nowhere to go (Lightning would refuse)
@@ -57,6 +52,19 @@ def _stop_probing_for_gpus() -> None:
     without a GPU that costs about 80 us per step, several percent of a step of the book's MLP.
     A run that uses no GPU has no need for it; torch's default check is answered once."""
     os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+
+
+MODEL_FOR = {"classification": "model=mlp", "regression": "model=linear_regression"}
+
+
+def _check_task(model_target: str, datamodule: L.LightningDataModule) -> None:
+    """A classifier cannot learn a regression data set, nor the other way round: say so before
+    building anything, rather than with a constructor's TypeError."""
+    task = getattr(get_class(model_target), "task", None)
+    if task != datamodule.task:
+        data = type(datamodule).__name__
+        reason = f"{data} is a {datamodule.task} data set; use {MODEL_FOR[datamodule.task]}"
+        raise ConfigError(invalid("model._target_", model_target, reason))
 
 
 def _log_once() -> None:

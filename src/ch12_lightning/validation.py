@@ -20,8 +20,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ch12_lightning.errors import ConfigError, invalid
-from ch12_lightning.models.classifier import LOSSES, OPTIMIZERS
+from ch12_lightning.models.classifier import LOSSES
 from ch12_lightning.models.mlp import ACTIVATIONS
+from ch12_lightning.models.module import OPTIMIZERS
 
 _ABSENT = object()
 

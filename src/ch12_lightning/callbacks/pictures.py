@@ -65,9 +65,9 @@ class MisclassifiedImages(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if not isinstance(outputs, dict) or "probabilities" not in outputs:
-            return
         inputs, targets = batch
+        if not isinstance(outputs, dict) or "probabilities" not in outputs or inputs.dim() != 4:
+            return  # not a classifier, or not images (Iris measurements, say)
         probabilities = outputs["probabilities"]
         # An equal share per true class, so the grid is not all of whichever class comes first.
         share = max(1, self.max_images // probabilities.shape[1])
@@ -97,7 +97,8 @@ class MisclassifiedImages(Callback):
 
 
 class LearningCurves(Callback):
-    """At fit end, train and validation loss and accuracy per epoch, as a PNG.
+    """At fit end, train and validation loss and accuracy (where the model has it) per epoch,
+    as a PNG.
 
     The history is saved in checkpoints, so a resumed run draws its whole curve.
     """
@@ -123,8 +124,13 @@ class LearningCurves(Callback):
         from matplotlib import pyplot as plt
         from matplotlib.ticker import MaxNLocator
 
-        figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-        for axis, quantity in zip(axes, ("loss", "acc"), strict=True):
+        quantities = [
+            quantity
+            for quantity in ("loss", "acc")
+            if any(value == value for value in self.history[f"train/{quantity}"])  # not all NaN
+        ]
+        figure, axes = plt.subplots(1, len(quantities), figsize=(5 * len(quantities), 4))
+        for axis, quantity in zip(np.atleast_1d(axes), quantities, strict=True):
             for split in ("train", "val"):
                 axis.plot(
                     self.history["epoch"], self.history[f"{split}/{quantity}"], marker="o",

@@ -8,6 +8,7 @@ sampler keep working: the sampler still yields indices; only fetching them is ba
 
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import lightning as L
 import torch
@@ -109,11 +110,24 @@ class InMemoryDataModule(L.LightningDataModule):
     """
 
     splits: dict[str, TensorBatches]
+    task = "classification"  # or "regression": which models fit (``pipeline.build`` checks)
+    input_size: int
+    num_classes: int
+    class_names: list[str]
     batch_size: int
     batches_per_call: int = 1
     data_on_device: bool = False
     loader_workers: int = 0
     pin_memory: bool = False
+
+    @property
+    def model_arguments(self) -> dict[str, Any]:
+        """What the model must know about the data, passed to it by ``pipeline.build``."""
+        return {
+            "input_size": self.input_size,
+            "num_classes": self.num_classes,
+            "class_names": self.class_names,
+        }
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True, batches_per_call=self.batches_per_call)

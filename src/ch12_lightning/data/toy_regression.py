@@ -1,0 +1,45 @@
+"""The chapter's first model: a linear regression on ten points, made in code (no files)."""
+
+from typing import Any
+
+import torch
+
+from ch12_lightning.data.tensor_batches import InMemoryDataModule, TensorBatches
+
+# The book's ten points: x = 0..9 and their targets.
+X = torch.arange(10, dtype=torch.float32).unsqueeze(1)
+Y = torch.tensor([1.0, 1.3, 3.1, 2.0, 5.0, 6.3, 6.6, 7.4, 8.0, 9.0])
+
+
+class ToyRegressionDataModule(InMemoryDataModule):
+    """x standardized with its mean and (population) standard deviation, as in the book.
+
+    The chapter fits all ten points and holds none out, so validation and test report the fit
+    on the same ten points: they show how well the line fits, not how it generalizes.
+    """
+
+    task = "regression"
+    input_size = 1
+
+    def __init__(
+        self, batch_size: int = 1, batches_per_call: int = 16, data_on_device: bool = True
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters("batch_size")
+        self.batch_size = batch_size
+        self.batches_per_call = batches_per_call
+        self.data_on_device = data_on_device
+        self.splits: dict[str, TensorBatches] = {}
+
+    @property
+    def model_arguments(self) -> dict[str, Any]:
+        return {"input_size": self.input_size, "num_outputs": 1}
+
+    def setup(self, stage: str) -> None:
+        points = TensorBatches(standardized(X), Y)
+        self.splits = {"train": points, "val": points, "test": points}
+
+
+def standardized(x: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / std over the whole array, numpy's population std as the book computes it."""
+    return (x - x.mean()) / x.std(correction=0)
