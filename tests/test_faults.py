@@ -161,3 +161,13 @@ def test_interrupted_json_write_leaves_the_previous_file(
         write_json_atomic(path, {"test/acc": 0.1})
     assert json.loads(path.read_text()) == {"test/acc": 0.9}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path: Path):
+    """Written through a temporary file, results still get the mode open() would give them."""
+    mask = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "metrics.json", {})
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644

@@ -32,10 +32,19 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
-    """Instantiate data, model and trainer; the model's sizes come from the data module."""
+    """Instantiate data, model and trainer."""
     datamodule = instantiate(cfg.dataset, _convert_="all")
+    return datamodule, build_model(cfg, datamodule), build_trainer(cfg)
+
+
+def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
+    """The model ``cfg.model`` describes, its sizes (and class names) taken from the data."""
     _check_task(cfg.model._target_, datamodule)
-    model = instantiate(cfg.model, **datamodule.model_arguments, _convert_="all")
+    return instantiate(cfg.model, **datamodule.model_arguments, _convert_="all")
+
+
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` with the callbacks and loggers of ``cfg``."""
     callbacks: list[Callback] = _instantiate_all(cfg.get("callbacks"))
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
     if not loggers:  # logger=none: the learning rate has nowhere to go (Lightning would refuse)
@@ -43,7 +52,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     if not isinstance(trainer.accelerator, CUDAAccelerator):
         _stop_probing_for_gpus()
-    return datamodule, model, trainer
+    return trainer
 
 
 def _stop_probing_for_gpus() -> None:

@@ -5,17 +5,10 @@ training code is imported only once Hydra hands over a composed config.
 """
 
 import hydra
-from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 from ch12_lightning import config_dir
-from ch12_lightning.errors import InputError
-
-
-class InvalidInput(CompactHydraException):
-    """Bad input (a config value, a data file, a checkpoint). Hydra prints the message of a
-    ``CompactHydraException`` alone, without a traceback, exits with status 1, and shows the
-    whole trace, the original error's included, with ``HYDRA_FULL_ERROR=1``."""
+from ch12_lightning.cli import input_errors_as_messages
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
@@ -26,10 +19,8 @@ def main(cfg: DictConfig) -> float | None:
 
     from ch12_lightning.pipeline import run
 
-    try:
+    with input_errors_as_messages():
         metrics = run(cfg, in_sweep=HydraConfig.get().mode == RunMode.MULTIRUN)
-    except InputError as err:
-        raise InvalidInput(str(err)) from err
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None
 

@@ -1,0 +1,56 @@
+"""Evaluating a trained checkpoint on a split, with the metrics that training computes.
+
+A Lightning Trainer runs the model's own ``test_step`` / ``validation_step``, so the numbers are
+the same torchmetrics objects over the whole split as in training, and match the run's
+``metrics.json`` for the same checkpoint and split.
+"""
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ch12_lightning.errors import ConfigError, invalid
+from ch12_lightning.pipeline import build_trainer, prepare
+from ch12_lightning.trained import load_run
+from ch12_lightning.utils import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("test", "val")
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Evaluate ``cfg.ckpt_path`` on ``cfg.split``; write ``metrics.json`` (and the config used)
+    to ``cfg.paths.output_dir``, log to its TensorBoard folder, and return the metrics."""
+    if cfg.split not in SPLITS:
+        raise ConfigError(invalid("split", cfg.split, f"must be one of {', '.join(SPLITS)}"))
+    run = load_run(cfg)
+    config = run.config
+    prepare(config)
+    datamodule = run.datamodule()
+    model = run.model(datamodule)
+    trainer = build_trainer(config)
+    output_dir = Path(config.paths.output_dir)
+    if trainer.is_global_zero:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(config, output_dir / "config_resolved.yaml", resolve=True)
+    if cfg.split == "test":
+        trainer.test(model, datamodule=datamodule)
+    else:
+        trainer.validate(model, datamodule=datamodule)
+    prefix = f"{cfg.split}/"
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(prefix)}
+    if trainer.is_global_zero:
+        write_json_atomic(
+            output_dir / "metrics.json",
+            {
+                "metrics": metrics,
+                "split": cfg.split,
+                "checkpoint": str(run.checkpoint),
+                "run": str(run.folder),
+            },
+        )
+        log.info("Metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items())})
+        log.info("Written to %s", output_dir / "metrics.json")
+    return metrics

@@ -1,0 +1,24 @@
+"""Entry point: ``python -m ch12_lightning.export ckpt_path=... [output=model.pt2]``.
+
+Writes the trained model as one ``torch.export`` file that runs without this project; torch is
+imported only once Hydra hands over a composed config.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from ch12_lightning import config_dir
+from ch12_lightning.cli import input_errors_as_messages
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="export")
+def main(cfg: DictConfig) -> None:
+    """Export one checkpoint's model to a .pt2 file and print its path."""
+    from ch12_lightning.exporting import export_run
+
+    with input_errors_as_messages():
+        export_run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Entry point: ``python -m ch12_lightning.predict ckpt_path=... inputs=<image files or folder>``.
+
+Prints the predicted class and its probability per image; torch is imported only once Hydra
+hands over a composed config.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from ch12_lightning import config_dir
+from ch12_lightning.cli import input_errors_as_messages
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
+def main(cfg: DictConfig) -> None:
+    """Predict the class of each image; print them and write the CSV."""
+    from ch12_lightning.prediction import predict_files
+
+    with input_errors_as_messages():
+        predict_files(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""Evaluate, predict and export a trained run: through the command line as a user would, and
+in-process where only the library's answer matters (bad input, a CelebA run)."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torchvision.datasets import MNIST
+
+from ch12_lightning import config_dir
+from ch12_lightning.data.celeba import build_transform
+from ch12_lightning.data.mnist import MNISTDataModule
+from ch12_lightning.errors import ConfigError, InputError
+from ch12_lightning.evaluation import evaluate
+from ch12_lightning.exporting import export_model
+from ch12_lightning.models.classifier import MLPClassifier
+from ch12_lightning.prediction import predict_files
+from tests.celeba_tree import make_celeba
+from tests.test_cli import quick, run_folders, train
+
+
+def command(module: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m ch12_lightning.<module> overrides...`` in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-m", f"ch12_lightning.{module}", *overrides],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def written(cwd: Path, task: str, name: str) -> Path:
+    """The file ``name`` in the one folder that a command of ``task`` made below ``cwd``."""
+    (folder,) = run_folders(cwd, task=task)
+    return folder / name
+
+
+@pytest.fixture(scope="module")
+def trained(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a one-epoch MNIST run trained with the real command line."""
+    cwd = tmp_path_factory.mktemp("trained")
+    result = train(*quick(mnist_dir, cwd), cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (folder,) = run_folders(cwd)
+    return folder
+
+
+def run_metrics(folder: Path) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def test_eval_gives_the_runs_own_test_metrics(trained: Path, tmp_path: Path):
+    result = command("eval", f"ckpt_path={trained}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test/acc" in result.stdout
+    own = run_metrics(trained)
+    evaluated = json.loads(written(tmp_path, "eval", "metrics.json").read_text())
+    assert evaluated["checkpoint"] == own["checkpoint"]  # the run's best checkpoint
+    assert evaluated["split"] == "test"
+    for name in ("test/acc", "test/loss"):
+        assert evaluated["metrics"][name] == pytest.approx(own["metrics"][name], abs=1e-6)
+    events = EventAccumulator(str(written(tmp_path, "eval", "tensorboard")))
+    events.Reload()
+    (logged,) = events.Scalars("test/acc")
+    assert logged.value == pytest.approx(own["metrics"]["test/acc"], abs=1e-6)
+
+
+def test_eval_on_validation_with_overrides(trained: Path, mnist_dir: Path, tmp_path: Path):
+    copy = shutil.copytree(mnist_dir, tmp_path / "copy")
+    result = command(
+        "eval",
+        f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
+        "split=val",
+        "dataset.batch_size=7",
+        f"paths.data_dir={copy}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    own = run_metrics(trained)["metrics"]  # one epoch: the last checkpoint is the best
+    evaluated = json.loads(written(tmp_path, "eval", "metrics.json").read_text())["metrics"]
+    for name in ("val/acc", "val/loss"):
+        assert evaluated[name] == pytest.approx(own[name], abs=1e-6)
+    used = written(tmp_path, "eval", "config_resolved.yaml").read_text()
+    assert "batch_size: 7" in used and f"data_dir: {copy}\n" in used
+
+
+def test_bad_checkpoint_is_one_message(tmp_path: Path):
+    result = command("eval", f"ckpt_path={tmp_path / 'missing.ckpt'}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"ckpt_path={tmp_path / 'missing.ckpt'} is not valid: no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _config(name: str, tmp_path: Path, *overrides: str) -> DictConfig:
+    """conf/<name>.yaml as the command line composes it, writing below tmp_path/out."""
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return compose(name, overrides=[*overrides, f"paths.output_dir={tmp_path / 'out'}"])
+
+
+def _outside_a_run(trained: Path, tmp_path: Path) -> str:
+    return str(shutil.copy(trained / "checkpoints" / "last.ckpt", tmp_path / "loose.ckpt"))
+
+
+def _run_without_config(trained: Path, tmp_path: Path) -> str:
+    return str(shutil.copytree(trained, tmp_path / "copy", ignore=shutil.ignore_patterns(".hydra")))
+
+
+@pytest.mark.parametrize(
+    ("make", "extra", "message"),
+    [
+        (None, (), "ckpt_path=null is not valid: give a checkpoint"),
+        (_outside_a_run, (), "is not valid: no run config found: the checkpoint is not in a"),
+        (_run_without_config, (), "no run config found: the run folder"),
+        (lambda trained, _: str(trained), ("split=train",), "split=train is not valid"),
+        (
+            lambda trained, _: str(trained),
+            ("dataset.skip_corrupt=true",),
+            "dataset.skip_corrupt=true is not valid: the run's dataset (MNISTDataModule) has no",
+        ),
+    ],
+    ids=["no ckpt_path", "outside a run", "no run config", "unknown split", "unknown key"],
+)
+def test_bad_input_to_eval_is_refused(make, extra, message: str, trained: Path, tmp_path: Path):
+    ckpt = [f"ckpt_path={make(trained, tmp_path)}"] if make else []
+    with pytest.raises(ConfigError) as err:
+        evaluate(_config("eval", tmp_path, *ckpt, *extra))
+    assert message in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def _digit(label: int, seed: int = 0) -> np.ndarray:
+    """A 28x28 uint8 digit drawn like the generated MNIST (class k lights up row band k)."""
+    pixels = np.random.default_rng(seed).integers(0, 60, (28, 28)).astype(np.uint8)
+    pixels[2 * label + 4 : 2 * label + 6, 4:24] = 255
+    return pixels
+
+
+def _model(trained: Path) -> MLPClassifier:
+    """The model of the run's best checkpoint, which ``ckpt_path=<run folder>`` reads."""
+    best = run_metrics(trained)["checkpoint"]
+    return MLPClassifier.load_from_checkpoint(best, weights_only=True).eval()
+
+
+def test_predict_any_image_mode_and_size(trained: Path, mnist_dir: Path, tmp_path: Path):
+    module = MNISTDataModule(str(mnist_dir), str(tmp_path / "cache"), val_size=100)
+    module.prepare_data()
+    module.setup("test")
+    images = tmp_path / "images"
+    images.mkdir()
+    gray = Image.fromarray(MNIST(module.root, train=False).data[0].numpy())  # a test digit
+    gray.save(images / "gray_28.png")
+    gray.convert("RGB").save(images / "rgb_28.png")
+    gray.convert("RGBA").save(images / "rgba_28.png")  # JPEG cannot hold RGBA
+    gray.convert("P").save(images / "palette_28.png")
+    Image.fromarray(_digit(3)).convert("RGB").resize((56, 56)).save(images / "rgb_56.png")
+    Image.fromarray(_digit(7)).resize((40, 33)).save(images / "gray_40x33.jpg", quality=95)
+    (images / "notes.txt").write_text("not an image: skipped")
+    result = command(
+        "predict", f"ckpt_path={trained}", f"inputs={images}", "output_csv=p.csv", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    lines = [line for line in result.stdout.splitlines() if line.startswith(str(images))]
+    printed = {Path(line.rsplit(": ", 1)[0]).name: line.rsplit(": ", 1)[1] for line in lines}
+    assert sorted(printed) == sorted(p.name for p in images.glob("*.*") if p.suffix != ".txt")
+    with open(tmp_path / "p.csv", newline="") as f:
+        rows = {Path(row["image"]).name: row for row in csv.DictReader(f)}
+    assert rows.keys() == printed.keys()
+    for name, row in rows.items():
+        assert row["class"] in [str(k) for k in range(10)]
+        probability = float(row["probability"])
+        assert 0.0 <= probability <= 1.0
+        assert printed[name] == f"{row['class']} ({probability:.4f})"
+        assert sum(float(row[f"p_{k}"]) for k in range(10)) == pytest.approx(1.0, abs=1e-5)
+
+    # The gray 28x28 digit is the run's own test tensor, bit for bit: the probability is the
+    # softmax of the model's logits on what training fed it. Other modes of the same picture
+    # give the same numbers.
+    model = _model(trained)
+    with torch.inference_mode():
+        expected = torch.softmax(model(module.splits["test"].inputs[:1]), dim=1)[0]
+    for name in ("gray_28.png", "rgb_28.png", "rgba_28.png", "palette_28.png"):
+        assert rows[name]["class"] == str(int(expected.argmax()))
+        assert float(rows[name]["probability"]) == pytest.approx(float(expected.max()), abs=1e-6)
+
+
+def test_predict_names_an_empty_folder_a_missing_file_and_a_broken_image(
+    trained: Path, tmp_path: Path
+):
+    empty, gone, broken = tmp_path / "empty", tmp_path / "gone.png", tmp_path / "broken.png"
+    empty.mkdir()
+    broken.write_bytes(b"not a png")
+    for inputs, message in (
+        (empty, f"inputs={empty} is not valid: the folder {empty} holds no image files"),
+        (f"[{gone}]", f"inputs={gone} is not valid: no such file or folder"),
+        (broken, f"Cannot read image {broken}: cannot identify image file"),
+    ):
+        config = _config("predict", tmp_path, f"ckpt_path={trained}", f"inputs={inputs}")
+        with pytest.raises(InputError) as err:
+            predict_files(config)
+        assert message in str(err.value)
+
+
+TORCH_ONLY = """
+import sys, torch
+extra = {"ch12_lightning.json": ""}
+module = torch.export.load(sys.argv[1], extra_files=extra).module()
+torch.save(module(torch.load(sys.argv[2])), sys.argv[3])
+print(extra["ch12_lightning.json"])
+assert not [name for name in sys.modules if name.startswith(("ch12_lightning", "lightning"))]
+"""
+
+
+def test_exported_model_runs_with_torch_alone(trained: Path, tmp_path: Path):
+    output = tmp_path / "model.pt2"
+    result = command("export", f"ckpt_path={trained}", f"output={output}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    inputs = torch.randn(5, 1, 28, 28)  # another batch size than the export's example
+    torch.save(inputs, tmp_path / "inputs.pt")
+    alone = subprocess.run(
+        [sys.executable, "-c", TORCH_ONLY, output, tmp_path / "inputs.pt", tmp_path / "out.pt"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    metadata = json.loads(alone.stdout)
+    assert metadata["class_names"] == [str(k) for k in range(10)]
+    assert metadata["input_shape"] == ["batch", 1, 28, 28]
+    best = run_metrics(trained)["checkpoint"]
+    model = MLPClassifier.load_from_checkpoint(best, weights_only=True).eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(torch.load(tmp_path / "out.pt"), model(inputs))
+
+
+def test_export_of_probabilities(trained: Path, tmp_path: Path):
+    model = _model(trained)
+    export_model(model, (1, 28, 28), tmp_path / "p.pt2", returns="probabilities")
+    inputs = torch.randn(4, 1, 28, 28)
+    with torch.inference_mode():
+        exported = torch.export.load(tmp_path / "p.pt2").module()(inputs)
+        torch.testing.assert_close(exported, model.probabilities(model(inputs)))
+
+
+def test_celeba_run_evaluates_and_predicts(tmp_path: Path):
+    """CelebA's own transform (size, channels, normalization of the run) prepares the pictures.
+    Trained with the command line (which writes the run's config); evaluated and predicted in
+    this process, which is quicker than two more commands."""
+    make_celeba(tmp_path / "data" / "celeba")
+    result = train(
+        "experiment=celeba_practice",
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        "dataset.n_per_class=15",
+        "dataset.batch_size=8",
+        "dataset.num_workers=0",
+        "trainer.max_epochs=2",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (folder,) = run_folders(tmp_path, task="celeba_practice")
+    own = run_metrics(folder)
+    metrics = evaluate(_config("eval", tmp_path / "eval", f"ckpt_path={folder}"))
+    for name in ("test/acc", "test/loss", "test/acc_male"):
+        assert metrics[name] == pytest.approx(own["metrics"][name], abs=1e-6)
+
+    picture = tmp_path / "data" / "celeba" / "img_align_celeba" / "000001.jpg"
+    overrides = [f"ckpt_path={folder}", f"inputs=[{picture}]", "output_csv=null"]
+    (predicted,) = predict_files(_config("predict", tmp_path / "predict", *overrides))
+    model = MLPClassifier.load_from_checkpoint(own["checkpoint"], weights_only=True).eval()
+    transform = build_transform(image_size=32, grayscale=True, mean=0.5, std=0.5)
+    with Image.open(picture) as image, torch.inference_mode():
+        probabilities = model.probabilities(model(transform(image.convert("RGB"))[None]))[0]
+    assert predicted.class_name == ["female", "male"][int(probabilities.argmax())]
+    assert predicted.probability == pytest.approx(float(probabilities.max()), abs=1e-6)
