@@ -286,7 +286,7 @@ def startup_part(args: argparse.Namespace) -> None:
     runs = f"hydra.run.dir={args.out_dir}/startup"
     first_step = [
         *TRAIN, f"paths.data_dir={args.data_dir}", f"paths.cache_dir={args.cache_dir}",
-        f"paths.root_dir={args.out_dir}", runs,
+        f"paths.root_dir={args.out_dir}", f"dataset.val_size={args.val_size}", runs,
     ]  # fmt: skip
     timings = {
         "--help": [*TRAIN, "--help"],
@@ -339,9 +339,9 @@ def main() -> None:
     parser.add_argument("--out-dir", default=str(Path(tempfile.gettempdir()) / "ch12_bench_out"))
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--epochs", type=int, default=4, help="epochs; the first is warm-up")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs; the first is warm-up")
     parser.add_argument("--naive-epochs", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3, help="repetitions; medians are quoted")
+    parser.add_argument("--rounds", type=int, default=5, help="repetitions; medians are quoted")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--val-size", type=int, default=5000, help="held out of training")
     parser.add_argument("--accelerator", default="cpu", help="cpu, or gpu where there is one")

@@ -15,6 +15,7 @@ def test_throughput_benchmark_prints_figures_and_ratios(mnist_dir: Path, tmp_pat
         sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--data-dir", str(mnist_dir),
         "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "out"),
         "--batch-sizes", "64", "--epochs", "2", "--naive-epochs", "1", "--val-size", "100",
+        "--rounds", "1",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -23,3 +24,6 @@ def test_throughput_benchmark_prints_figures_and_ratios(mnist_dir: Path, tmp_pat
         (row,) = [line.split() for line in lines if line.split()[1:2] == [pipeline]]
         assert float(row[2]) > 0  # samples per second
     assert any("ours/limit" in line and "ours/naive" in line for line in lines)
+    assert any(line.startswith("skipped: no celeba folder") for line in lines)
+    for part in ("--help", "--cfg job", "launch to first training step", "beside a busy process"):
+        assert any(part in line for line in lines), part

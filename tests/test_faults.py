@@ -51,6 +51,8 @@ def test_interrupted_run_resumes_in_its_folder(
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # A shell's background jobs ignore SIGINT, and so would the run: give it Ctrl-C back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     output = []
     for line in process.stdout:
