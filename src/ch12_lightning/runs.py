@@ -19,8 +19,8 @@ def resume_folder(ckpt_path: str | None, runs_dir: Path) -> Path | None:
         candidates = sorted(runs_dir.glob(f"*/{LAST.as_posix()}"), key=lambda p: p.stat().st_mtime)
         if not candidates:
             raise ConfigError(
-                f"ckpt_path=last is not valid: no run below {runs_dir} has {LAST} to resume "
-                "from. Give a run folder or a checkpoint file instead."
+                f"ckpt_path=last is not valid: no run below {runs_dir} has {LAST}. Give a run "
+                "folder or a checkpoint file instead."
             )
         return candidates[-1].parent.parent
     if ckpt_path and Path(ckpt_path).is_dir():

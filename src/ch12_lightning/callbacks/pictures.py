@@ -1,6 +1,7 @@
 """Pictures of a run, as PNG files in the run folder and in TensorBoard's IMAGES tab."""
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,7 @@ class LearningCurves(Callback):
         quantities = [
             quantity
             for quantity in ("loss", "acc")
-            if any(value == value for value in self.history[f"train/{quantity}"])  # not all NaN
+            if not all(math.isnan(value) for value in self.history[f"train/{quantity}"])
         ]
         figure, axes = plt.subplots(1, len(quantities), figsize=(5 * len(quantities), 4))
         for axis, quantity in zip(np.atleast_1d(axes), quantities, strict=True):

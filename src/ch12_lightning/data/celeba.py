@@ -115,7 +115,8 @@ class CelebADataModule(InMemoryDataModule):
         skip_corrupt: bool = False,
         pin_memory: bool = False,
     ) -> None:
-        super().__init__()
+        # num_workers decode the JPEGs once; batches are then served from memory, in-process.
+        super().__init__(batch_size, batches_per_call, data_on_device, pin_memory=pin_memory)
         self.save_hyperparameters(
             "attribute", "n_per_class", "eval_per_class", "image_size", "grayscale",
             "mean", "std", "seed", "batch_size",
@@ -130,13 +131,8 @@ class CelebADataModule(InMemoryDataModule):
         self.mean = mean
         self.std = std
         self.seed = seed
-        self.batch_size = batch_size
-        self.batches_per_call = batches_per_call
-        self.data_on_device = data_on_device
         self.num_workers = num_workers
         self.skip_corrupt = skip_corrupt
-        self.pin_memory = pin_memory
-        self.splits: dict[str, TensorBatches] = {}
         self.prepare_seconds: float | None = None
         self.from_cache: bool | None = None
         self._cache_file: Path | None = None

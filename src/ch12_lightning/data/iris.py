@@ -26,13 +26,9 @@ class IrisDataModule(InMemoryDataModule):
         batches_per_call: int = 16,
         data_on_device: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, batches_per_call, data_on_device)
         self.save_hyperparameters("batch_size", "split_seed")
-        self.batch_size = batch_size
         self.split_seed = split_seed
-        self.batches_per_call = batches_per_call
-        self.data_on_device = data_on_device
-        self.splits: dict[str, TensorBatches] = {}
         self.class_names = [str(name) for name in load_iris().target_names]
         self.num_classes = len(self.class_names)
 

@@ -49,24 +49,18 @@ class MNISTDataModule(InMemoryDataModule):
         pin_memory: bool = False,
         download: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, batches_per_call, data_on_device, num_workers, pin_memory)
         # Where the files live is not a hyperparameter of the run; how they are split and scaled is.
         self.save_hyperparameters(
             "batch_size", "val_size", "split_seed", "mean", "std", logger=True
         )
         self.data_dir = Path(data_dir).expanduser()
         self.cache_dir = Path(cache_dir).expanduser()
-        self.batch_size = batch_size
-        self.batches_per_call = batches_per_call
-        self.data_on_device = data_on_device
         self.val_size = val_size
         self.split_seed = split_seed
         self.mean = mean
         self.std = std
-        self.loader_workers = num_workers
-        self.pin_memory = pin_memory
         self.download = download
-        self.splits: dict[str, TensorBatches] = {}
 
     @property
     def input_size(self) -> int:

@@ -105,20 +105,29 @@ class InMemoryDataModule(L.LightningDataModule):
     GPU), so batches are cut there and no batch crosses from host to device; on a CPU nothing
     changes.
 
-    Subclasses fill ``self.splits`` in ``setup`` and set ``batch_size``, ``batches_per_call``,
-    ``data_on_device``, ``loader_workers`` and ``pin_memory``.
+    Subclasses pass the serving settings to ``__init__`` and fill ``self.splits`` in ``setup``.
     """
 
-    splits: dict[str, TensorBatches]
     task = "classification"  # or "regression": which models fit (``pipeline.build`` checks)
     input_size: int
     num_classes: int
     class_names: list[str]
-    batch_size: int
-    batches_per_call: int = 1
-    data_on_device: bool = False
-    loader_workers: int = 0
-    pin_memory: bool = False
+
+    def __init__(
+        self,
+        batch_size: int,
+        batches_per_call: int = 1,
+        data_on_device: bool = False,
+        loader_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.batches_per_call = batches_per_call
+        self.data_on_device = data_on_device
+        self.loader_workers = loader_workers
+        self.pin_memory = pin_memory
+        self.splits: dict[str, TensorBatches] = {}
 
     @property
     def model_arguments(self) -> dict[str, Any]:

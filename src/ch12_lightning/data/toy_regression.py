@@ -24,12 +24,8 @@ class ToyRegressionDataModule(InMemoryDataModule):
     def __init__(
         self, batch_size: int = 1, batches_per_call: int = 16, data_on_device: bool = True
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, batches_per_call, data_on_device)
         self.save_hyperparameters("batch_size")
-        self.batch_size = batch_size
-        self.batches_per_call = batches_per_call
-        self.data_on_device = data_on_device
-        self.splits: dict[str, TensorBatches] = {}
 
     @property
     def model_arguments(self) -> dict[str, Any]:
