@@ -20,10 +20,11 @@ def test_throughput_benchmark_prints_figures_and_ratios(mnist_dir: Path, tmp_pat
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    for pipeline in ("naive", "limit", "ours"):
+    for pipeline in ("naive", "limit", "limit_fused", "ours"):
         (row,) = [line.split() for line in lines if line.split()[1:2] == [pipeline]]
         assert float(row[2]) > 0  # samples per second
-    assert any("ours/limit" in line and "ours/naive" in line for line in lines)
+    for yardstick in ("limit", "limit_fused", "naive"):
+        assert any(f" ours/{yardstick} " in line for line in lines), yardstick
     assert any(line.startswith("skipped: no celeba folder") for line in lines)
     for part in ("--help", "--cfg job", "launch to first training step", "beside a busy process"):
         assert any(part in line for line in lines), part

@@ -97,7 +97,9 @@ def test_chapter_practice_run_on_real_celeba(tmp_path: Path):
         f"paths.cache_dir={tmp_path / 'cache'}",
     ]
     first = run(compose_config([*overrides, f"paths.output_dir={tmp_path / 'first'}"]))
-    assert first["test/acc"] >= 0.85  # balanced test set: 156 female, 156 male
+    # Balanced test set (156 female, 156 male). The book reports about 0.85; measured here
+    # 0.830-0.869 over seeds 1-5, and 0.8365 (seed 1) on a CPU other than the 0.8686 one.
+    assert first["test/acc"] >= 0.82
     log = (tmp_path / "first" / "config_resolved.yaml").read_text()
     assert "n_per_class: 1000" in log
     again = compose_config([*overrides, f"paths.output_dir={tmp_path / 'again'}"])

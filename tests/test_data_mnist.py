@@ -95,17 +95,6 @@ def test_batches_come_whole_and_reshuffle_each_epoch():
     assert torch.equal(x.squeeze(1).long(), y)
 
 
-def test_grouped_training_batches_are_the_plain_batches_in_lists():
-    data = TensorBatches(torch.arange(100).float().unsqueeze(1), torch.arange(100))
-    torch.manual_seed(0)
-    plain = [y for _, y in batch_loader(data, 16, shuffle=True)]
-    torch.manual_seed(0)
-    groups = list(batch_loader(data, 16, shuffle=True, batches_per_call=3))
-    assert [len(group) for group in groups] == [3, 3, 1]
-    grouped = [y for group in groups for _, y in group]
-    assert all(torch.equal(a, b) for a, b in zip(plain, grouped, strict=True))
-
-
 def test_workers_serve_the_same_batches():
     data = TensorBatches(torch.arange(50).float().unsqueeze(1), torch.arange(50))
     loader = batch_loader(data, 8, shuffle=False, num_workers=1)

@@ -16,7 +16,7 @@ from ch12_lightning.data.celeba_files import CelebAFormatError
 from ch12_lightning.data.mnist import MNISTDataModule, MNISTFormatError
 from ch12_lightning.errors import ConfigError, InputError, MissingDataError
 from ch12_lightning.pipeline import SweepStrategyError, run
-from ch12_lightning.validation import check_checkpoint
+from ch12_lightning.validation import check_checkpoint, validate
 from tests.celeba_tree import make_celeba
 from tests.conftest import compose_config, with_output_dir, write_idx
 from tests.test_cli import quick, train
@@ -41,6 +41,26 @@ def _refused(overrides: list[str], tmp_path: Path) -> str:
         ("dataset.batch_size=0", "dataset.batch_size=0 is not valid: must be a positive integer"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0 is not valid: must be a positive integer"),
         ("trainer.max_epochs=-1", "trainer.max_epochs=-1 is not valid: must be a positive integer"),
+        (
+            "+optimizer.lrr=0.1",
+            "optimizer.lrr=0.1 is not valid: optimizer=adam (torch.optim.adam.Adam) has no "
+            "setting lrr; did you mean lr? It takes: amsgrad, betas,",
+        ),
+        (
+            "+trainer.gradient_clip_vall=0.5",
+            "trainer.gradient_clip_vall=0.5 is not valid: lightning.pytorch.trainer.trainer."
+            "Trainer has no setting gradient_clip_vall; did you mean gradient_clip_val",
+        ),
+        ("+model.hidden_size=[8]", "model.hidden_size=[8] is not valid: ch12_lightning.models."),
+        ("+dataset.batches_per_call=16", "dataset.batches_per_call=16 is not valid: "),
+        ("+callbacks.lr_monitor.interval=step", "callbacks.lr_monitor.interval=step is not valid"),
+        ("scheduler=cosine", None),  # valid: the control for the next ones
+        ("optimizer.fused=maybe", "optimizer.fused=maybe is not valid: must be auto, true or"),
+        ("model.compile=1", "model.compile=1 is not valid: must be true or false"),
+        ("scheduler.name=linear", "scheduler.name=linear is not valid: must be one of cosine, "),
+        ("+scheduler.T_mx=4", "scheduler.T_mx=4 is not valid: scheduler=none"),
+        ("+trainer.barebones=true", "Lightning refused these trainer flags: `Trainer(barebones"),
+        ("+trainer.precision=13", "Lightning refused these trainer flags: Precision 13"),
         ("model.hidden_sizes=[]", f"model.hidden_sizes=[] is not valid: {SIZES}"),
         ("model.hidden_sizes=[32,a]", f"model.hidden_sizes=[32,a] is not valid: {SIZES}"),
         ("model.hidden_sizes=[32.5]", f"model.hidden_sizes=[32.5] is not valid: {SIZES}"),
@@ -57,9 +77,50 @@ def _refused(overrides: list[str], tmp_path: Path) -> str:
     ],
 )
 def test_bad_value_is_refused_before_anything_runs(
-    override: str, message: str, quick_overrides: list[str], tmp_path: Path
+    override: str, message: str | None, quick_overrides: list[str], tmp_path: Path
 ):
-    assert message in _refused([*quick_overrides, override], tmp_path)
+    if message is None:
+        validate(compose_config([*quick_overrides, override]))
+    else:
+        assert message in _refused([*quick_overrides, override], tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["scheduler=cosine", "trainer.max_epochs=-1", "+trainer.max_steps=100"],
+            "scheduler.T_max=-1 is not valid: must be a positive integer",
+        ),
+        (
+            ["callbacks=early_stopping", "+trainer.limit_val_batches=0"],
+            "trainer.limit_val_batches=0 is not valid: callbacks.early_stopping "
+            "(monitor=val/acc) need a validation metric, and no validation runs",
+        ),
+        (
+            ["scheduler=plateau", "+trainer.limit_val_batches=0"],
+            "trainer.limit_val_batches=0 is not valid: scheduler=plateau (monitor=val/loss)",
+        ),
+    ],
+)
+def test_flags_that_cannot_work_together(
+    overrides: list[str], message: str, quick_overrides: list[str], tmp_path: Path
+):
+    assert message in _refused([*quick_overrides, *overrides], tmp_path)
+
+
+def test_a_run_bounded_by_steps_alone_is_valid(quick_overrides: list[str]):
+    validate(compose_config([*quick_overrides, "trainer.max_epochs=-1", "+trainer.max_steps=5"]))
+    validate(compose_config([*quick_overrides, "trainer.max_epochs=-1", "+trainer.max_time=1"]))
+
+
+def test_lightning_refusal_found_at_fit_is_a_message(quick_overrides: list[str], tmp_path: Path):
+    # 1% of 16 batches is none: Lightning can tell only once it knows the data.
+    with pytest.raises(ConfigError) as err:
+        run(compose_config([*quick_overrides, "+trainer.limit_train_batches=0.01"]))
+    message = str(err.value)
+    assert message.startswith("Lightning refused these trainer flags: You requested to check 0.01")
+    assert "Try at least `limit_train_batches=0.0625`" in message
 
 
 def test_every_bad_value_is_listed_in_one_message(quick_overrides: list[str], tmp_path: Path):

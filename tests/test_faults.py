@@ -37,12 +37,8 @@ def _val_acc_steps(run_folder: Path) -> list[int]:
 def test_interrupted_run_resumes_in_its_folder(
     stop: signal.Signals, mnist_dir: Path, tmp_path: Path
 ):
-    # batch 1, one mini-batch per call: an epoch of 500 steps, long enough to stop in the middle.
-    slow_epochs = [
-        *quick(mnist_dir, tmp_path),
-        "dataset.batch_size=1",
-        "dataset.batches_per_call=1",
-    ]
+    # batch 1: an epoch of 500 steps, long enough to stop in the middle.
+    slow_epochs = [*quick(mnist_dir, tmp_path), "dataset.batch_size=1"]
     command = [sys.executable, "-m", "ch12_lightning.train", *slow_epochs, "trainer.max_epochs=50"]
     process = subprocess.Popen(
         command,

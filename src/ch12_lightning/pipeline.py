@@ -3,20 +3,26 @@
 import logging
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.accelerators import CUDAAccelerator
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.callbacks import Callback, Checkpoint, LearningRateMonitor, ProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ch12_lightning.errors import ConfigError, InputError, invalid
+from ch12_lightning.models.optim import choose_optimizer_kernels
+from ch12_lightning.profiler import QuietProfiler
 from ch12_lightning.runs import LAST, resume_folder
 from ch12_lightning.utils import write_json_atomic
 from ch12_lightning.validation import check_checkpoint, validate
@@ -32,9 +38,11 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
-    """Instantiate data, model and trainer."""
+    """Instantiate data, trainer and model (the model once the trainer knows its device)."""
     datamodule = instantiate(cfg.dataset, _convert_="all")
-    return datamodule, build_model(cfg, datamodule), build_trainer(cfg)
+    trainer = build_trainer(cfg)
+    choose_optimizer_kernels(cfg.get("optimizer"), trainer.strategy.root_device.type)
+    return datamodule, build_model(cfg, datamodule), trainer
 
 
 def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
@@ -44,15 +52,45 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
-    """The Trainer of ``cfg.trainer`` with the callbacks and loggers of ``cfg``."""
+    """The Trainer of ``cfg.trainer`` with the callbacks and loggers of ``cfg``.
+
+    Our callbacks step aside where a Trainer flag turns their kind off
+    (``enable_progress_bar=false``, ``enable_checkpointing=false``), as Lightning's own defaults
+    do; Lightning would refuse the combination. A flag Lightning refuses is reported as bad input.
+    """
     callbacks: list[Callback] = _instantiate_all(cfg.get("callbacks"))
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
+    flags = cfg.trainer
     if not loggers:  # logger=none: the learning rate has nowhere to go (Lightning would refuse)
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    if flags.get("enable_progress_bar") is False:
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    if flags.get("enable_checkpointing") is False:
+        callbacks = [c for c in callbacks if not isinstance(c, Checkpoint)]
+    extra: dict[str, Any] = {} if flags.get("profiler") else {"profiler": QuietProfiler()}
+    try:
+        trainer = instantiate(flags, callbacks=callbacks, logger=loggers or False, **extra)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, MisconfigurationException | ValueError):
+            raise ConfigError(f"{REFUSED}: {err.__cause__}") from err
+        raise
     if not isinstance(trainer.accelerator, CUDAAccelerator):
         _stop_probing_for_gpus()
     return trainer
+
+
+REFUSED = "Lightning refused these trainer flags"
+
+
+@contextmanager
+def _refusals_as_config_errors() -> Iterator[None]:
+    """Lightning checks some flags against the data (``limit_train_batches=0.01`` of 16
+    batches, a ``val_check_interval`` longer than an epoch) only once fit starts; its
+    MisconfigurationException then says what is wrong: show that message alone."""
+    try:
+        yield
+    except MisconfigurationException as err:
+        raise ConfigError(f"{REFUSED}: {err}") from err
 
 
 def _stop_probing_for_gpus() -> None:
@@ -133,14 +171,15 @@ def run(cfg: DictConfig, in_sweep: bool = False) -> dict[str, float]:
         output_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, output_dir / "config_resolved.yaml", resolve=True)
 
-    if cfg.get("train", True):
-        _fit(trainer, model, datamodule, ckpt_path, output_dir)
-        ckpt_path = _best_checkpoint(trainer)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    epochs = trainer.current_epoch
-    if cfg.get("test", True):
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    with _refusals_as_config_errors():
+        if cfg.get("train", True):
+            _fit(trainer, model, datamodule, ckpt_path, output_dir)
+            ckpt_path = _best_checkpoint(trainer)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        epochs = trainer.current_epoch
+        if cfg.get("test", True):
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
     if trainer.is_global_zero:
         write_json_atomic(

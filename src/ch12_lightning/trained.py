@@ -28,6 +28,8 @@ RUN_CONFIG = Path(".hydra") / "config.yaml"
 RESOLVED_CONFIG = Path("config_resolved.yaml")
 # Keys of the command's config that replace the run's.
 OWN_KEYS = ("trainer", "logger", "callbacks", "torch_num_threads")
+# Settings of runs made by earlier versions that changed only speed and no longer exist.
+RETIRED_DATASET_KEYS = ("batches_per_call",)
 
 
 @dataclass
@@ -114,6 +116,8 @@ def merged_config(folder: Path, cfg: DictConfig) -> DictConfig:
     config = OmegaConf.load(folder / RUN_CONFIG)
     resolved = OmegaConf.load(folder / RESOLVED_CONFIG)
     with open_dict(config):
+        for key in RETIRED_DATASET_KEYS:
+            config.dataset.pop(key, None)
         config.paths = OmegaConf.merge(resolved.paths, _given(cfg.paths))
         config.dataset = OmegaConf.merge(config.dataset, _dataset_overrides(cfg, config.dataset))
         for key in OWN_KEYS:

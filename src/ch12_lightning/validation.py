@@ -19,10 +19,11 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ch12_lightning.config_keys import unknown_key_problems
 from ch12_lightning.errors import ConfigError, invalid
 from ch12_lightning.models.classifier import LOSSES
 from ch12_lightning.models.mlp import ACTIVATIONS
-from ch12_lightning.models.module import OPTIMIZERS
+from ch12_lightning.models.optim import NO_SCHEDULER, OPTIMIZERS, SCHEDULERS
 
 _ABSENT = object()
 
@@ -43,9 +44,8 @@ POSITIVE_INT = "must be a positive integer"
 # (key, test, what is valid); keys absent from the config (n_per_class with MNIST) are skipped.
 RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("optimizer.lr", lambda v: _number(v) and v > 0, "must be a positive number"),
-    ("trainer.max_epochs", _positive_int, POSITIVE_INT),
+    ("optimizer.fused", lambda v: v in ("auto", True, False), "must be auto, true or false"),
     ("dataset.batch_size", _positive_int, POSITIVE_INT),
-    ("dataset.batches_per_call", _positive_int, POSITIVE_INT),
     ("dataset.val_size", _positive_int, POSITIVE_INT),
     ("dataset.n_per_class", _positive_int, POSITIVE_INT),
     ("dataset.image_size", _positive_int, POSITIVE_INT),
@@ -56,12 +56,19 @@ RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ),
     ("model.hidden_sizes", _sizes, "must be a non-empty list of positive integers, e.g. [32,16]"),
     ("model.dropout", lambda v: _number(v) and 0 <= v < 1, "must be in [0, 1)"),
+    ("model.compile", lambda v: isinstance(v, bool), "must be true or false"),
+    ("scheduler.interval", lambda v: v in ("epoch", "step"), "must be epoch or step"),
+    ("scheduler.frequency", _positive_int, POSITIVE_INT),
+    ("scheduler.step_size", _positive_int, POSITIVE_INT),
+    ("scheduler.T_max", _positive_int, POSITIVE_INT),
+    ("scheduler.max_lr", lambda v: _number(v) and v > 0, "must be a positive number"),
 )
 # Names the code looks up, with the tables that define them.
 CHOICES: tuple[tuple[str, Any], ...] = (
     ("model.activation", ACTIVATIONS),
     ("model.loss", LOSSES),
     ("optimizer.name", OPTIMIZERS),
+    ("scheduler.name", {NO_SCHEDULER, *SCHEDULERS}),
 )
 
 
@@ -77,10 +84,48 @@ def validate(cfg: DictConfig) -> None:
         for key, names in CHOICES
         if (value := _value(cfg, key)) is not _ABSENT and value not in names
     ]
+    problems += _run_length_problems(cfg)
+    problems += _unvalidated_monitor_problems(cfg)
+    problems += unknown_key_problems(cfg)
     problems += _device_problems(_value(cfg, "trainer.accelerator"), _value(cfg, "trainer.devices"))
     problems += _output_problems(_value(cfg, "paths.output_dir"))
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def _run_length_problems(cfg: DictConfig) -> list[str]:
+    """``max_epochs`` bounds the run, unless ``max_steps`` or ``max_time`` does (with -1)."""
+    epochs = _value(cfg, "trainer.max_epochs")
+    if epochs is _ABSENT or _positive_int(epochs):
+        return []
+    bounded = _positive_int(_value(cfg, "trainer.max_steps")) or _value(
+        cfg, "trainer.max_time"
+    ) not in (_ABSENT, None)
+    if epochs == -1 and bounded:
+        return []
+    reason = f"{POSITIVE_INT}, or -1 (no limit) with trainer.max_steps or trainer.max_time set"
+    return [invalid("trainer.max_epochs", epochs, reason)]
+
+
+def _unvalidated_monitor_problems(cfg: DictConfig) -> list[str]:
+    """Early stopping and ReduceLROnPlateau watch a validation metric: with no validation at
+    all, Lightning would stop the run at the end of its first epoch."""
+    if _value(cfg, "trainer.limit_val_batches") not in (0, 0.0):
+        return []
+    watchers = [
+        f"callbacks.{name} (monitor={entry.get('monitor')})"
+        for name, entry in (cfg.get("callbacks") or {}).items()
+        if entry and str(entry.get("_target_", "")).endswith("EarlyStopping")
+    ]
+    if _value(cfg, "scheduler.name") == "plateau":
+        watchers.append(f"scheduler=plateau (monitor={_value(cfg, 'scheduler.monitor')})")
+    if not watchers:
+        return []
+    reason = (
+        f"{' and '.join(watchers)} need a validation metric, and no validation runs; "
+        "allow some validation batches, or drop what monitors them"
+    )
+    return [invalid("trainer.limit_val_batches", 0, reason)]
 
 
 def _value(cfg: DictConfig, key: str) -> Any:

@@ -4,6 +4,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from ch12_lightning.callbacks.steps import logged_step
+
 DEFAULT_METRICS = {"hp/val_acc_best": "val/acc_best", "hp/test_acc": "test/acc"}
 
 
@@ -40,7 +42,7 @@ class TensorBoardHparams(Callback):
             if source in trainer.callback_metrics
         }
         for logger in self._tensorboards(trainer):
-            logger.log_metrics(values, step=trainer.global_step)
+            logger.log_metrics(values, step=logged_step(trainer))
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._register(trainer, pl_module)

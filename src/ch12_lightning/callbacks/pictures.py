@@ -13,6 +13,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from ch12_lightning.callbacks.steps import logged_step
+
 log = logging.getLogger(__name__)
 
 TILE = 96  # pixels per image side in the grid
@@ -93,7 +95,7 @@ class MisclassifiedImages(Callback):
         grid.save(self.path)
         picture = torch.from_numpy(np.array(grid)).permute(2, 0, 1)  # CHW, as add_image expects
         for logger in _tensorboards(trainer):
-            logger.experiment.add_image("test/misclassified", picture, trainer.global_step)
+            logger.experiment.add_image("test/misclassified", picture, logged_step(trainer))
         log.info("%d misclassified test images: %s", len(self._found), self.path)
 
 
@@ -128,8 +130,15 @@ class LearningCurves(Callback):
         quantities = [
             quantity
             for quantity in ("loss", "acc")
-            if not all(math.isnan(value) for value in self.history[f"train/{quantity}"])
+            if not all(
+                math.isnan(value)
+                for split in ("train", "val")
+                for value in self.history[f"{split}/{quantity}"]
+            )
         ]
+        if not quantities:  # e.g. limit_train_batches=0: nothing was measured
+            log.info("No learning curves: no epoch logged a training or validation metric")
+            return
         figure, axes = plt.subplots(1, len(quantities), figsize=(5 * len(quantities), 4))
         for axis, quantity in zip(np.atleast_1d(axes), quantities, strict=True):
             for split in ("train", "val"):

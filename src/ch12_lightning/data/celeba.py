@@ -109,14 +109,13 @@ class CelebADataModule(InMemoryDataModule):
         std: float = 0.5,
         seed: int = 1,
         batch_size: int = 16,
-        batches_per_call: int = 16,
         data_on_device: bool = True,
         num_workers: int = 2,
         skip_corrupt: bool = False,
         pin_memory: bool = False,
     ) -> None:
         # num_workers decode the JPEGs once; batches are then served from memory, in-process.
-        super().__init__(batch_size, batches_per_call, data_on_device, pin_memory=pin_memory)
+        super().__init__(batch_size, data_on_device, pin_memory=pin_memory)
         self.save_hyperparameters(
             "attribute", "n_per_class", "eval_per_class", "image_size", "grayscale",
             "mean", "std", "seed", "batch_size",

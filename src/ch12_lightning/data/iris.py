@@ -23,10 +23,9 @@ class IrisDataModule(InMemoryDataModule):
         self,
         batch_size: int = 2,
         split_seed: int = 1,
-        batches_per_call: int = 16,
         data_on_device: bool = True,
     ) -> None:
-        super().__init__(batch_size, batches_per_call, data_on_device)
+        super().__init__(batch_size, data_on_device)
         self.save_hyperparameters("batch_size", "split_seed")
         self.split_seed = split_seed
         self.class_names = [str(name) for name in load_iris().target_names]

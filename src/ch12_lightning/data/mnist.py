@@ -39,7 +39,6 @@ class MNISTDataModule(InMemoryDataModule):
         data_dir: str,
         cache_dir: str,
         batch_size: int = 64,
-        batches_per_call: int = 16,
         data_on_device: bool = True,
         val_size: int = 5000,
         split_seed: int = 1,
@@ -49,7 +48,7 @@ class MNISTDataModule(InMemoryDataModule):
         pin_memory: bool = False,
         download: bool = True,
     ) -> None:
-        super().__init__(batch_size, batches_per_call, data_on_device, num_workers, pin_memory)
+        super().__init__(batch_size, data_on_device, num_workers, pin_memory)
         # Where the files live is not a hyperparameter of the run; how they are split and scaled is.
         self.save_hyperparameters(
             "batch_size", "val_size", "split_seed", "mean", "std", logger=True

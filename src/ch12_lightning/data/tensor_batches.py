@@ -7,7 +7,6 @@ sampler keep working: the sampler still yields indices; only fetching them is ba
 """
 
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import lightning as L
@@ -45,28 +44,18 @@ def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     return batch
 
 
-def split_batch(batch: tuple[Tensor, Tensor], batch_size: int) -> list[tuple[Tensor, Tensor]]:
-    """Collate function for training: one fetched group, as mini-batches of ``batch_size``."""
-    inputs, targets = batch
-    return list(zip(inputs.split(batch_size), targets.split(batch_size), strict=True))
-
-
 def batch_loader(
     dataset: TensorBatches,
     batch_size: int,
     *,
     shuffle: bool,
-    batches_per_call: int | None = None,
     num_workers: int = 0,
     pin_memory: bool = False,
     world_size: int = 1,
     rank: int = 0,
 ) -> DataLoader:
-    """A ``DataLoader`` over ``dataset`` that fetches each batch with one indexing operation.
-
-    With ``batches_per_call`` it yields lists of that many consecutive mini-batches (the last
-    list and mini-batch may be shorter): the same mini-batches, in the same order, as without
-    it, since the sampler's permutation does not depend on the batch size.
+    """A ``DataLoader`` over ``dataset`` that fetches each batch with one indexing operation and
+    yields plain ``(inputs, targets)`` mini-batches.
 
     For evaluation (``shuffle=False``) under several processes, every rank gets its own unpadded
     slice, so each sample is counted exactly once; a plain ``DistributedSampler`` would pad the
@@ -78,10 +67,6 @@ def batch_loader(
         sampler = UnrepeatedDistributedSampler(
             dataset, num_replicas=world_size, rank=rank, shuffle=False
         )
-    collate = keep_batch
-    if batches_per_call:
-        collate = partial(split_batch, batch_size=batch_size)
-        batch_size *= batches_per_call
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -90,16 +75,12 @@ def batch_loader(
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
-        collate_fn=collate,
+        collate_fn=keep_batch,
     )
 
 
 class InMemoryDataModule(L.LightningDataModule):
-    """Serves ``self.splits`` ("train", "val", "test": ``TensorBatches``) in batches.
-
-    Training batches come as lists of ``batches_per_call`` mini-batches: the model takes one
-    optimizer step per mini-batch, and Lightning's fixed cost per ``training_step`` call (hooks,
-    logging, progress), which is larger than a whole step of a small MLP, is paid once per list.
+    """Serves ``self.splits`` ("train", "val", "test": ``TensorBatches``) in mini-batches.
 
     With ``data_on_device`` the split tensors move once to the device the model trains on (a
     GPU), so batches are cut there and no batch crosses from host to device; on a CPU nothing
@@ -116,14 +97,12 @@ class InMemoryDataModule(L.LightningDataModule):
     def __init__(
         self,
         batch_size: int,
-        batches_per_call: int = 1,
         data_on_device: bool = False,
         loader_workers: int = 0,
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
-        self.batches_per_call = batches_per_call
         self.data_on_device = data_on_device
         self.loader_workers = loader_workers
         self.pin_memory = pin_memory
@@ -139,7 +118,7 @@ class InMemoryDataModule(L.LightningDataModule):
         }
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True, batches_per_call=self.batches_per_call)
+        return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
@@ -147,7 +126,7 @@ class InMemoryDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
 
-    def _loader(self, split: str, shuffle: bool, batches_per_call: int | None = None) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
         trainer = self.trainer
         on_device = bool(
             trainer and self.data_on_device and trainer.strategy.root_device.type != "cpu"
@@ -158,7 +137,6 @@ class InMemoryDataModule(L.LightningDataModule):
             self.splits[split],
             self.batch_size,
             shuffle=shuffle,
-            batches_per_call=batches_per_call,
             # Worker processes cannot share device tensors, and they are not pinned memory.
             num_workers=0 if on_device else self.loader_workers,
             pin_memory=self.pin_memory and not on_device,

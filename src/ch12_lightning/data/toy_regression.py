@@ -21,10 +21,8 @@ class ToyRegressionDataModule(InMemoryDataModule):
     task = "regression"
     input_size = 1
 
-    def __init__(
-        self, batch_size: int = 1, batches_per_call: int = 16, data_on_device: bool = True
-    ) -> None:
-        super().__init__(batch_size, batches_per_call, data_on_device)
+    def __init__(self, batch_size: int = 1, data_on_device: bool = True) -> None:
+        super().__init__(batch_size, data_on_device)
         self.save_hyperparameters("batch_size")
 
     @property

@@ -32,18 +32,21 @@ class MLPClassifier(MLPModule):
         dropout: float = 0.0,
         loss: str = "cross_entropy",
         optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
         class_names: Sequence[str] | None = None,
+        compile: bool = False,
     ) -> None:
         if loss == "bce_with_logits" and num_classes != 2:  # needs the data's class count
             reason = f"a single logit cannot tell {num_classes} classes apart; use cross_entropy"
             raise ConfigError(invalid("model.loss", loss, reason))
-        hparams = plain_hparams(input_size, hidden_sizes, activation, dropout, optimizer)
+        hparams = plain_hparams(input_size, hidden_sizes, activation, dropout, optimizer, scheduler)
         hparams |= {
             "num_classes": num_classes,
             "loss": loss,
             "class_names": list(class_names or [str(k) for k in range(num_classes)]),
         }
-        super().__init__(hparams, outputs=1 if loss == "bce_with_logits" else num_classes)
+        # compile is how to run, not what the model is: not saved, so a checkpoint loads eagerly.
+        super().__init__(hparams, 1 if loss == "bce_with_logits" else num_classes, compile)
         self.loss_fn = (
             nn.BCEWithLogitsLoss() if loss == "bce_with_logits" else nn.CrossEntropyLoss()
         )
@@ -74,24 +77,30 @@ class MLPClassifier(MLPModule):
             return torch.cat([1 - positive, positive], dim=1)
         return torch.softmax(logits, dim=1)
 
-    def _loss_and_predictions(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    def _loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         if self.hparams.loss == "bce_with_logits":
-            loss = self.loss_fn(logits.squeeze(1), targets.float())
-            return loss, (logits.squeeze(1) > 0).long()
-        return self.loss_fn(logits, targets), logits.argmax(dim=1)
+            return self.loss_fn(logits.squeeze(1), targets.float())
+        return self.loss_fn(logits, targets)
+
+    def _predictions(self, logits: Tensor) -> Tensor:
+        if self.hparams.loss == "bce_with_logits":
+            return (logits.squeeze(1) > 0).long()
+        return logits.argmax(dim=1)
 
     def _best_source(self) -> Metric:
         return self.accuracy["val_acc"]
 
     def _update_metrics(
-        self, stage: str, predictions: Tensor, targets: Tensor, losses: Tensor, sizes: Tensor
+        self, stage: str, outputs: Tensor, targets: Tensor, losses: Tensor, sizes: Tensor
     ) -> None:
-        super()._update_metrics(stage, predictions, targets, losses, sizes)
-        accuracy = self.accuracy[f"{stage}_acc"]
-        accuracy.update(predictions, targets)
+        super()._update_metrics(stage, outputs, targets, losses, sizes)
+        predictions = self._predictions(outputs)
+        self.accuracy[f"{stage}_acc"].update(predictions, targets)
         if stage != "train":
             self.class_accuracy[f"{stage}_class_acc"].update(predictions, targets)
-        self._log_epoch(stage, "acc", accuracy)
+
+    def _stage_metrics(self, stage: str) -> dict[str, Metric]:
+        return super()._stage_metrics(stage) | {"acc": self.accuracy[f"{stage}_acc"]}
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """Returns the probabilities, for callbacks that look at the predictions."""

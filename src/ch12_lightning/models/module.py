@@ -1,8 +1,9 @@
-"""What every model of the project shares: an MLP trained with epoch-level metrics over whole
-splits, several optimizer steps per ``training_step`` call, and a stop at a non-finite loss.
+"""What every model of the project shares: an MLP trained by Lightning's automatic optimization,
+one mini-batch per ``training_step``, epoch metrics over whole splits, and a stop at a
+non-finite loss.
 
-Subclasses say how outputs become a loss and predictions (``_loss_and_predictions``) and which
-metrics follow them (``_update_metrics``); ``MLPClassifier`` and ``MLPRegressor`` are the two.
+Subclasses say how outputs become a loss (``_loss``) and which metrics follow them
+(``_update_metrics``, ``_stage_metrics``); ``MLPClassifier`` and ``MLPRegressor`` are the two.
 """
 
 from collections.abc import Sequence
@@ -10,22 +11,16 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.plugins.precision import Precision
-from lightning.pytorch.strategies import Strategy
-from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric, Metric, MinMetric, SumMetric
 
 from ch12_lightning.models.mlp import build_mlp
+from ch12_lightning.models.optim import build_optimizers
 
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-}
 STAGES = ("train", "val", "test")
-BACKWARD_HOOKS = ("on_before_backward", "on_after_backward")
+# Training steps whose outputs wait before the training metrics take them in at once: a
+# torchmetrics update costs about a tenth of a whole step of these small networks.
+PENDING_STEPS = 16
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -33,23 +28,33 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class MLPModule(L.LightningModule):
-    """An MLP (``build_mlp``) with its optimizer built by name in ``configure_optimizers``.
+    """An MLP (``build_mlp``) with its optimizer (and learning-rate scheduler) built by name in
+    ``configure_optimizers``.
 
     ``hparams`` are the subclass's constructor arguments, all plain numbers, strings, lists or
     dicts, so checkpoints load with ``torch.load(weights_only=True)``. Loss (and the subclass's
-    metrics) are torchmetrics objects updated per batch and computed once per epoch over the
-    whole split, synchronised across processes. ``val/<best_of>_best`` tracks the best epoch.
+    metrics) are torchmetrics objects computed once per epoch over the whole split, synchronised
+    across processes. ``val/<best_of>_best`` tracks the best epoch.
+
+    Training is Lightning's own automatic optimization, so every Trainer flag (clipping,
+    accumulation, limits, schedulers, ``max_steps``, ...) means what Lightning documents. The
+    training metrics take in each step's detached outputs in groups of ``PENDING_STEPS`` (and
+    whatever is left before validation and at the end of the epoch): the same sums, at a
+    fraction of the cost of one update per step.
     """
 
     task: str  # "classification" or "regression", as the data module says it is
     best_of: str  # the name of the validation metric whose best value is logged
     maximize: bool
 
-    def __init__(self, hparams: dict[str, Any], outputs: int) -> None:
+    def __init__(self, hparams: dict[str, Any], outputs: int, compile: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters(hparams)
         h = self.hparams
         self.net = build_mlp(h.input_size, h.hidden_sizes, outputs, h.activation, h.dropout)
+        if compile:
+            # In place: the state dict keeps its keys, so checkpoints load into a plain model.
+            self.net.compile()
         # Keys carry a suffix: a ModuleDict entry may not be called "train" (nn.Module.train).
         self.mean_loss = nn.ModuleDict({f"{stage}_loss": MeanMetric() for stage in STAGES})
         # Samples counted per evaluation, summed over processes: a check that DDP evaluation
@@ -58,11 +63,22 @@ class MLPModule(L.LightningModule):
             {f"{stage}_samples": SumMetric() for stage in ("val", "test")}
         )
         self.val_best = MaxMetric() if self.maximize else MinMetric()
-        # Several optimizer steps per training_step call (see training_step).
-        self.automatic_optimization = False
-        self._backward_hooks_heard = True  # until on_fit_start has looked
+        # (outputs, targets, loss) of training steps not yet in the metrics, the first of them
+        # taken after _pending_from_step optimizer steps.
+        self._pending: list[tuple[Tensor, Tensor, Tensor]] = []
+        self._pending_from_step = 0
+        self._train_metrics_logged = False
 
-    def _loss_and_predictions(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets ``_current_fx_name`` around every hook it calls, dozens of times per
+        # training step; nn.Module's own __setattr__, which looks for parameters, buffers and
+        # submodules first, costs 15 times a plain one. This attribute is never any of those.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def _loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         raise NotImplementedError
 
     def _best_source(self) -> Metric:
@@ -70,22 +86,21 @@ class MLPModule(L.LightningModule):
         raise NotImplementedError
 
     def _update_metrics(
-        self, stage: str, predictions: Tensor, targets: Tensor, losses: Tensor, sizes: Tensor
+        self, stage: str, outputs: Tensor, targets: Tensor, losses: Tensor, sizes: Tensor
     ) -> None:
-        """Add a call's predictions and (per mini-batch) losses to the stage's metrics."""
-        mean_loss = self.mean_loss[f"{stage}_loss"]
-        mean_loss.update(losses, weight=sizes)
+        """Add outputs and (per mini-batch) losses to the stage's metrics."""
+        self.mean_loss[f"{stage}_loss"].update(losses, weight=sizes)
         if stage != "train":
-            samples = self.sample_count[f"{stage}_samples"]
-            samples.update(len(targets))
-            self.log(f"{stage}/samples", samples, on_step=False, on_epoch=True)
-        self._log_epoch(stage, "loss", mean_loss)
+            self.sample_count[f"{stage}_samples"].update(len(targets))
 
-    def _log_epoch(self, stage: str, name: str, metric: Metric) -> None:
-        """Hand Lightning a metric object, which it computes over its whole state at epoch end.
-        In training, the hot path, once per epoch, not per call: ``self.log`` costs more than a
-        training step of these networks."""
-        if stage != "train" or self.trainer.is_last_batch:
+    def _stage_metrics(self, stage: str) -> dict[str, Metric]:
+        """The metrics logged per epoch as ``<stage>/<name>``."""
+        return {"loss": self.mean_loss[f"{stage}_loss"]}
+
+    def _log_stage(self, stage: str) -> None:
+        """Hand Lightning the stage's metric objects; it computes each over its whole state at
+        epoch end (and resets it)."""
+        for name, metric in self._stage_metrics(stage).items():
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=True)
 
     def setup(self, stage: str) -> None:
@@ -99,70 +114,78 @@ class MLPModule(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
-        """Update the stage's metrics with one batch; return the network's outputs."""
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         inputs, targets = batch
         outputs = self(inputs)
-        loss, predictions = self._loss_and_predictions(outputs, targets)
-        size = torch.tensor([len(targets)], device=loss.device)
-        self._update_metrics(stage, predictions, targets, loss.unsqueeze(0), size)
-        return outputs
+        loss = self._loss(outputs, targets)
+        if not self._pending:
+            self._pending_from_step = self.trainer.global_step
+        self._pending.append((outputs.detach(), targets, loss.detach()))
+        if len(self._pending) >= PENDING_STEPS:
+            self._take_in_pending()
+        if not self._train_metrics_logged:
+            # Once per epoch: the metric objects stay registered with Lightning's epoch
+            # results, which compute them at epoch end; ``self.log`` costs more than a step.
+            self._log_stage("train")
+            self._train_metrics_logged = True
+        if self.trainer._logger_connector.should_update_logs:  # log_every_n_steps
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
+        return loss
 
-    def training_step(self, batch: list[tuple[Tensor, Tensor]], batch_idx: int) -> None:
-        """One optimizer step per mini-batch: the training loader hands over several at a time
-        (``InMemoryDataModule``), so Lightning's cost per call, and the metric updates, are
-        shared between them."""
-        optimizer = self.optimizers()
-        losses, predictions = [], []
-        for inputs, targets in batch:
-            loss, predicted = self._loss_and_predictions(self(inputs), targets)
-            optimizer.zero_grad()
-            self._backward(loss)
-            optimizer.step()
-            losses.append(loss.detach())
-            predictions.append(predicted.detach())
+    def on_train_epoch_start(self) -> None:
+        self._train_metrics_logged = False
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        trainer = self.trainer
+        if (
+            trainer.is_last_batch
+            or batch_idx + 1 >= trainer.num_training_batches
+            or trainer.should_stop
+            or 0 <= trainer.max_steps <= trainer.global_step
+        ):  # the epoch ends here: callbacks read the training metrics next
+            self._take_in_pending()
+
+    def on_validation_start(self) -> None:
+        # Validation within an epoch (val_check_interval) may end it (early stopping).
+        self._take_in_pending()
+
+    def on_train_epoch_end(self) -> None:
+        self._take_in_pending()
+
+    def _take_in_pending(self) -> None:
+        """Update the training metrics with the pending steps; stop at a non-finite loss."""
+        if not self._pending:
+            return
+        outputs, targets, losses = zip(*self._pending, strict=True)
+        self._pending = []
         losses_tensor = torch.stack(losses)
         self._stop_if_not_finite(losses_tensor)
-        all_targets = torch.cat([targets for _, targets in batch])
-        sizes = torch.tensor([len(targets) for _, targets in batch], device=losses_tensor.device)
-        self._update_metrics("train", torch.cat(predictions), all_targets, losses_tensor, sizes)
-
-    def _backward(self, loss: Tensor) -> None:
-        """``manual_backward``, without dispatching the backward hooks when nothing listens.
-
-        Lightning calls ``on_before_backward`` and ``on_after_backward`` on every callback at
-        every step, listening or not; for a network this small that dispatch cost a fifth of
-        the step. The strategy's own steps (DDP's gradient sync set-up) always run.
-        """
-        if not self._backward_hooks_heard:
-            strategy = self.trainer.strategy
-            strategy.pre_backward(loss)
-            loss.backward()
-            strategy.post_backward(loss)
-        else:
-            self.manual_backward(loss)
-
-    def on_fit_start(self) -> None:
-        trainer = self.trainer
-        self._backward_hooks_heard = (
-            type(trainer.precision_plugin) is not Precision  # e.g. loss scaling for fp16
-            or type(trainer.strategy).backward is not Strategy.backward
-            or any(is_overridden(h, self, L.LightningModule) for h in (*BACKWARD_HOOKS, "backward"))
-            or any(is_overridden(h, c, Callback) for h in BACKWARD_HOOKS for c in trainer.callbacks)
-        )
+        sizes = torch.tensor([len(t) for t in targets], device=losses_tensor.device)
+        self._update_metrics("train", torch.cat(outputs), torch.cat(targets), losses_tensor, sizes)
 
     def _stop_if_not_finite(self, losses: Tensor) -> None:
-        """Stop training at a NaN or infinite loss, naming its optimizer step; the checkpoints
-        already written (the last good epoch) are kept."""
+        """Stop training at a NaN or infinite loss (of the pending steps), naming its optimizer
+        step; the checkpoints already written (the last good epoch) are kept."""
         finite = torch.isfinite(losses)
         if not finite.all():
             first = int((~finite).nonzero()[0])
-            step = self.trainer.global_step - len(losses) + first + 1
+            step = self._pending_from_step + first // self.trainer.accumulate_grad_batches + 1
             raise NonFiniteLossError(
                 f"The training loss became {losses[first].item()} at optimizer step {step} "
                 f"(epoch {self.current_epoch}); training stopped. Checkpoints of earlier epochs "
                 "are kept. A lower optimizer.lr often helps."
             )
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        """Update the stage's metrics with one batch; return the network's outputs."""
+        inputs, targets = batch
+        outputs = self(inputs)
+        loss = self._loss(outputs, targets)
+        size = torch.tensor([len(targets)], device=loss.device)
+        self._update_metrics(stage, outputs, targets, loss.unsqueeze(0), size)
+        self._log_stage(stage)
+        self.log(f"{stage}/samples", self.sample_count[f"{stage}_samples"], on_epoch=True)
+        return outputs
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -178,10 +201,8 @@ class MLPModule(L.LightningModule):
         self.val_best.update(self._best_source().compute())
         self.log(f"val/{self.best_of}_best", self.val_best.compute(), prog_bar=True)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        settings = dict(self.hparams.optimizer)
-        optimizer_class = OPTIMIZERS[settings.pop("name")]
-        return optimizer_class(self.parameters(), **settings)
+    def configure_optimizers(self) -> Any:
+        return build_optimizers(self, self.hparams.optimizer, self.hparams.get("scheduler"))
 
 
 def plain_hparams(
@@ -190,6 +211,7 @@ def plain_hparams(
     activation: str,
     dropout: float,
     optimizer: dict[str, Any] | None,
+    scheduler: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """The hyperparameters every model saves, as plain data (defaults filled in)."""
     return {
@@ -198,4 +220,5 @@ def plain_hparams(
         "activation": activation,
         "dropout": dropout,
         "optimizer": dict(optimizer or {"name": "adam", "lr": 1e-3}),
+        "scheduler": dict(scheduler or {"name": "none"}),
     }

@@ -26,14 +26,15 @@ class MLPRegressor(MLPModule):
         activation: str = "relu",
         dropout: float = 0.0,
         optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        compile: bool = False,
     ) -> None:
-        hparams = plain_hparams(input_size, hidden_sizes, activation, dropout, optimizer)
-        super().__init__(hparams | {"num_outputs": num_outputs}, outputs=num_outputs)
+        hparams = plain_hparams(input_size, hidden_sizes, activation, dropout, optimizer, scheduler)
+        super().__init__(hparams | {"num_outputs": num_outputs}, num_outputs, compile)
         self.loss_fn = nn.MSELoss()
 
-    def _loss_and_predictions(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        predictions = outputs.reshape(targets.shape)
-        return self.loss_fn(predictions, targets), predictions
+    def _loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        return self.loss_fn(outputs.reshape(targets.shape), targets)
 
     def _best_source(self) -> Metric:
         return self.mean_loss["val_loss"]
