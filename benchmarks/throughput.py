@@ -132,6 +132,7 @@ def run_ours(args: argparse.Namespace) -> tuple[list[float], int]:
         f"trainer.max_epochs={args.epochs}",
         f"torch_num_threads={args.threads}",
         f"trainer.accelerator={args.accelerator}",
+        *args.ours_override,
     ]
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
@@ -193,7 +194,8 @@ def _child(args: argparse.Namespace, *extra: str) -> list[str]:
     return [
         sys.executable, __file__, "--data-dir", args.data_dir, "--cache-dir", args.cache_dir,
         "--out-dir", args.out_dir, "--accelerator", args.accelerator,
-        "--val-size", str(args.val_size), *extra,
+        "--val-size", str(args.val_size),
+        *(f"--ours-override={override}" for override in args.ours_override), *extra,
     ]  # fmt: skip
 
 
@@ -356,6 +358,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--val-size", type=int, default=5000, help="held out of training")
     parser.add_argument("--accelerator", default="cpu", help="cpu, or gpu where there is one")
+    parser.add_argument(
+        "--ours-override", action="append", default=[], metavar="KEY=VALUE",
+        help="a config override for ours (repeatable), e.g. model.compile=true",
+    )  # fmt: skip
     parser.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--one-celeba", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)

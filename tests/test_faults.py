@@ -111,13 +111,17 @@ class PoisonWeights(Callback):
                 next(pl_module.parameters()).fill_(math.nan)
 
 
+@pytest.mark.parametrize(("accumulate", "step"), [(1, 17), (3, 7)])
 def test_nan_loss_stops_naming_the_step_and_keeps_good_checkpoints(
-    quick_overrides: list[str], tmp_path: Path
+    accumulate: int, step: int, quick_overrides: list[str], tmp_path: Path
 ):
-    datamodule, model, trainer = build(compose_config([*quick_overrides, "trainer.max_epochs=3"]))
+    # 16 batches per epoch: 16 optimizer steps, or 6 when accumulating 3 (the last batch steps).
+    flags = ["trainer.max_epochs=3", f"+trainer.accumulate_grad_batches={accumulate}"]
+    datamodule, model, trainer = build(compose_config([*quick_overrides, *flags]))
     trainer.callbacks.append(PoisonWeights())
-    with pytest.raises(NonFiniteLossError, match=r"became nan at optimizer step 17 \(epoch 1\)"):
-        trainer.fit(model, datamodule=datamodule)  # 16 steps per epoch: step 17 is the first
+    match = rf"became nan at optimizer step {step} \(epoch 1\)"
+    with pytest.raises(NonFiniteLossError, match=match):
+        trainer.fit(model, datamodule=datamodule)
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 0
     assert all(torch.isfinite(tensor).all() for tensor in last["state_dict"].values())

@@ -61,12 +61,13 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     callbacks: list[Callback] = _instantiate_all(cfg.get("callbacks"))
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
     flags = cfg.trainer
-    if not loggers:  # logger=none: the learning rate has nowhere to go (Lightning would refuse)
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    if flags.get("enable_progress_bar") is False:
-        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    if flags.get("enable_checkpointing") is False:
-        callbacks = [c for c in callbacks if not isinstance(c, Checkpoint)]
+    turned_off = {  # logger=none: the learning rate has nowhere to go (Lightning would refuse)
+        LearningRateMonitor: not loggers,
+        ProgressBar: flags.get("enable_progress_bar") is False,
+        Checkpoint: flags.get("enable_checkpointing") is False,
+    }
+    kinds = tuple(kind for kind, off in turned_off.items() if off)
+    callbacks = [c for c in callbacks if not isinstance(c, kinds)]
     extra: dict[str, Any] = {} if flags.get("profiler") else {"profiler": QuietProfiler()}
     try:
         trainer = instantiate(flags, callbacks=callbacks, logger=loggers or False, **extra)

@@ -63,10 +63,10 @@ class MLPModule(L.LightningModule):
             {f"{stage}_samples": SumMetric() for stage in ("val", "test")}
         )
         self.val_best = MaxMetric() if self.maximize else MinMetric()
-        # (outputs, targets, loss) of training steps not yet in the metrics, the first of them
-        # taken after _pending_from_step optimizer steps.
+        # (outputs, targets, loss) of training batches not yet in the metrics; the first of them
+        # came after _pending_from[0] optimizer steps, as batch _pending_from[1] of its epoch.
         self._pending: list[tuple[Tensor, Tensor, Tensor]] = []
-        self._pending_from_step = 0
+        self._pending_from = (0, 0)
         self._train_metrics_logged = False
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -119,7 +119,7 @@ class MLPModule(L.LightningModule):
         outputs = self(inputs)
         loss = self._loss(outputs, targets)
         if not self._pending:
-            self._pending_from_step = self.trainer.global_step
+            self._pending_from = (self.trainer.global_step, batch_idx)
         self._pending.append((outputs.detach(), targets, loss.detach()))
         if len(self._pending) >= PENDING_STEPS:
             self._take_in_pending()
@@ -169,7 +169,10 @@ class MLPModule(L.LightningModule):
         finite = torch.isfinite(losses)
         if not finite.all():
             first = int((~finite).nonzero()[0])
-            step = self._pending_from_step + first // self.trainer.accumulate_grad_batches + 1
+            steps_before, first_batch = self._pending_from
+            # Lightning steps after every accumulate_grad_batches batches of an epoch.
+            accumulate = self.trainer.accumulate_grad_batches
+            step = steps_before + (first_batch % accumulate + first) // accumulate + 1
             raise NonFiniteLossError(
                 f"The training loss became {losses[first].item()} at optimizer step {step} "
                 f"(epoch {self.current_epoch}); training stopped. Checkpoints of earlier epochs "
