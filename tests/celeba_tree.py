@@ -54,11 +54,18 @@ COUNTS = {0: (30, 20), 1: (8, 6), 2: (9, 7)}
 MISSING = 5  # rows of the train partition whose image is not on disk
 
 
-def make_celeba(root: Path, layout: str = "official", corrupt: bool = False) -> Path:
+def make_celeba(
+    root: Path,
+    layout: str = "official",
+    corrupt: bool = False,
+    counts: dict[int, tuple[int, int]] = COUNTS,
+    size: tuple[int, int] = (36, 44),
+) -> Path:
     """Write a CelebA tree whose male images are bright in the upper half (learnable).
 
     Every fifth image is smiling. With ``corrupt``, one test image is not a JPEG at all.
-    Returns the folder to use as the data module's ``data_dir``.
+    ``counts``: (female, male) images per partition; ``size``: (width, height) of each image
+    (CelebA's aligned images are 178 x 218). Returns the folder to use as ``data_dir``.
     """
     rng = np.random.default_rng(0)
     images = root / "img_align_celeba"
@@ -66,7 +73,7 @@ def make_celeba(root: Path, layout: str = "official", corrupt: bool = False) -> 
         images = images / "img_align_celeba"
     images.mkdir(parents=True)
     rows, number = [], 0
-    for partition, (females, males) in COUNTS.items():
+    for partition, (females, males) in counts.items():
         labels = [0] * females + [1] * males + ([0] * MISSING if partition == 0 else [])
         for index, male in enumerate(labels):
             number += 1
@@ -77,9 +84,9 @@ def make_celeba(root: Path, layout: str = "official", corrupt: bool = False) -> 
             rows.append((name, partition, values))
             if partition == 0 and index >= females + males:
                 continue  # listed, but missing from this partial copy
-            pixels = rng.integers(0, 90, (44, 36, 3))
+            pixels = rng.integers(0, 90, (size[1], size[0], 3))
             if male:
-                pixels[:22] += 150
+                pixels[: size[1] // 2] += 150
             Image.fromarray(pixels.astype(np.uint8)).save(images / name, quality=95)
     if corrupt:
         (images / rows[-1][0]).write_bytes(b"not a jpeg at all")

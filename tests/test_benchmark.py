@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REAL_DATA
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -25,6 +27,22 @@ def test_throughput_benchmark_prints_figures_and_ratios(mnist_dir: Path, tmp_pat
         assert float(row[2]) > 0  # samples per second
     for yardstick in ("limit", "limit_fused", "naive"):
         assert any(f" ours/{yardstick} " in line for line in lines), yardstick
-    assert any(line.startswith("skipped: no celeba folder") for line in lines)
+    assert any("skipped, no celeba folder" in line for line in lines)
     for part in ("--help", "--cfg job", "launch to first training step", "beside a busy process"):
         assert any(part in line for line in lines), part
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_DATA, reason="CH12_REAL_DATA is not set")
+def test_celeba_part_measures_the_practice_data_and_a_larger_copy(tmp_path: Path):
+    command = [
+        sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--data-dir", REAL_DATA,
+        "--cache-dir", str(tmp_path / "cache"), "--parts", "celeba", "--rounds", "1",
+        "--celeba-images", "1200",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "practice (2,750 of the real images, 32 px gray): 2750 images" in out
+    assert "1,200-image copy" in out and "images/s" in out and "extrapolated" in out
+    assert " 1024 bytes per image" in out  # 8-bit gray 32 x 32 (+ targets, container)

@@ -1,13 +1,19 @@
 """The CelebA DataModule on generated trees (both layouts) and on the real partial copy."""
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from ch12_lightning.data import celeba_decode
 from ch12_lightning.data.celeba import CelebADataModule, CorruptImageError
+from ch12_lightning.data.celeba_decode import picture_pixels
 from ch12_lightning.data.celeba_files import CelebAFormatError
+from ch12_lightning.data.room import NoRoomError
 from ch12_lightning.errors import ConfigError
 from tests.celeba_tree import ATTRIBUTES, make_celeba
 from tests.conftest import REAL_DATA
@@ -33,8 +39,10 @@ def test_official_layout_subset_and_transforms(celeba_dir: Path, tmp_path: Path)
     dm = _prepared(celeba_dir, tmp_path)
     # 15 + 15 drawn for training; validation and test balanced to the rarer class.
     assert _counts(dm) == {"train": [15, 15], "val": [6, 6], "test": [7, 7]}
-    train = dm.splits["train"].inputs
+    assert dm.splits["train"].inputs.dtype == torch.uint8  # held as 8-bit pixels
+    train, _ = dm.splits["train"].served()
     assert train.shape == (30, 1, 32, 32) and dm.input_size == 1024
+    assert train.dtype == torch.float32
     assert train.min() >= -1.0 and train.max() <= 1.0  # normalized with mean 0.5, std 0.5
     male = train[dm.splits["train"].targets == 1]
     female = train[dm.splits["train"].targets == 0]
@@ -48,7 +56,7 @@ def test_csv_layout_gives_the_same_data(celeba_dir: Path, tmp_path: Path):
     csv = _prepared(csv_dir, tmp_path / "b")
     for split in ("train", "val", "test"):
         assert torch.equal(official.splits[split].targets, csv.splits[split].targets)
-        assert torch.allclose(official.splits[split].inputs, csv.splits[split].inputs)
+        assert torch.equal(official.splits[split].inputs, csv.splits[split].inputs)
 
 
 def test_found_counts_skip_missing_images(celeba_dir: Path, tmp_path: Path, caplog):
@@ -139,3 +147,62 @@ def test_real_partial_copy(tmp_path: Path, caplog):
     assert "found train 3227 female / 1364 male, val 561 female / 219 male, " in caplog.text
     assert "test 504 female / 156 male" in caplog.text
     assert _counts(dm) == {"train": [1000, 1000], "val": [219, 219], "test": [156, 156]}
+
+
+def test_pixels_are_cached_as_bytes_and_normalized_when_served(celeba_dir: Path, tmp_path: Path):
+    dm = _prepared(celeba_dir, tmp_path, grayscale=False, image_size=16)
+    (cache,) = (tmp_path / "celeba").glob("*.pt")
+    images = sum(len(split) for split in dm.splits.values())
+    # One byte per pixel and channel (float32 was four), and little else.
+    assert images * 3 * 16 * 16 < cache.stat().st_size < images * 3 * 16 * 16 * 1.05 + 8192
+    sidecar = json.loads(cache.with_suffix(".json").read_text())
+    assert sidecar["images"] == images and sidecar["bytes"] == cache.stat().st_size
+    assert sidecar["settings"]["image_size"] == 16
+    split = dm.splits["val"]
+    inputs, targets = split.__getitems__([3, 0])
+    expected = split.inputs[[3, 0]].float().div(255).sub(0.5).div(0.5)
+    assert torch.allclose(inputs, expected) and torch.equal(targets, split.targets[[3, 0]])
+    # Normalization is applied when serving: other settings reuse the same cache.
+    other = _prepared(celeba_dir, tmp_path, grayscale=False, image_size=16, mean=0.4, std=0.2)
+    assert other.from_cache
+    served, _ = other.splits["val"].served()
+    assert torch.allclose(served, split.inputs.float().div(255).sub(0.4).div(0.2))
+
+
+def test_worker_processes_decode_the_same_pixels_with_progress(
+    celeba_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+):
+    monkeypatch.setattr(celeba_decode, "CHUNK", 8)  # several tasks for the pool
+    monkeypatch.setattr(celeba_decode, "PROGRESS_SECONDS", 0.0)
+    caplog.set_level("INFO")
+    pooled = _prepared(celeba_dir, tmp_path / "a", num_workers=2)
+    assert "CelebA: decoded 8 of 56 images" in caplog.text and "about" in caplog.text
+    alone = _prepared(celeba_dir, tmp_path / "b", num_workers=0)
+    for split in ("train", "val", "test"):
+        assert torch.equal(pooled.splits[split].inputs, alone.splits[split].inputs)
+    assert "the cache folder" in caplog.text and "./ch12 cache prune" in caplog.text
+
+
+def test_reduced_scale_decoding_stays_close_to_a_full_decode(tmp_path: Path):
+    """Pillow's draft decodes JPEGs at 1/2 to 1/8 scale; asked for twice the target size, the
+    pixels stay within a few levels of a full decode and resize."""
+    tree = make_celeba(tmp_path / "tree", counts={0: (6, 6)}, size=(178, 218))
+    for size, grayscale in ((32, True), (64, False)):
+        drafted, full = [], []
+        for path in sorted((tree / "img_align_celeba").glob("*.jpg")):
+            with Image.open(path) as picture:
+                drafted.append(picture_pixels(picture, size, grayscale).astype(int))
+            with Image.open(path) as picture:
+                picture.load()  # decoded in full: draft has no effect any more
+                full.append(picture_pixels(picture, size, grayscale).astype(int))
+        difference = np.abs(np.stack(drafted) - np.stack(full))
+        assert difference.mean() < 1.0 and difference.max() <= 8, (size, difference.max())
+
+
+def test_settings_that_do_not_fit_are_refused_before_decoding(celeba_dir: Path, tmp_path: Path):
+    with pytest.raises(NoRoomError) as err:
+        _prepared(celeba_dir, tmp_path, grayscale=False, memory_limit_gb=0.0001)
+    message = str(err.value)
+    assert "56 images of 3,072 bytes" in message and "dataset.memory_limit_gb" in message
+    assert "At most 29 images of this size fit" in message and "dataset.image_size" in message
+    assert not list((tmp_path / "celeba").glob("*.pt"))  # nothing decoded or written

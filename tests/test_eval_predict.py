@@ -18,7 +18,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torchvision.datasets import MNIST
 
 from ch12_lightning import config_dir
-from ch12_lightning.data.celeba import build_transform
+from ch12_lightning.data.celeba import picture_transform
 from ch12_lightning.data.mnist import MNISTDataModule
 from ch12_lightning.errors import ConfigError, InputError
 from ch12_lightning.evaluation import evaluate
@@ -279,8 +279,8 @@ def test_celeba_run_evaluates_and_predicts(tmp_path: Path):
     overrides = [f"ckpt_path={folder}", f"inputs=[{picture}]", "output_csv=null"]
     (predicted,) = predict_files(_config("predict", tmp_path / "predict", *overrides))
     model = MLPClassifier.load_from_checkpoint(own["checkpoint"], weights_only=True).eval()
-    transform = build_transform(image_size=32, grayscale=True, mean=0.5, std=0.5)
+    transform = picture_transform(image_size=32, grayscale=True, mean=0.5, std=0.5)
     with Image.open(picture) as image, torch.inference_mode():
-        probabilities = model.probabilities(model(transform(image.convert("RGB"))[None]))[0]
+        probabilities = model.probabilities(model(transform(image)[None]))[0]
     assert predicted.class_name == ["female", "male"][int(probabilities.argmax())]
     assert predicted.probability == pytest.approx(float(probabilities.max()), abs=1e-6)

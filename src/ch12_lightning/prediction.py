@@ -1,11 +1,12 @@
 """Class predictions for image files, prepared exactly as the run's training data was.
 
 Any picture (PNG, JPEG, ...; RGB, RGBA, gray, palette; any size) is brought to the model's input
-by the run's own transforms: for CelebA the data module's ``build_transform`` with the run's
-size, channels and normalization; for MNIST the arithmetic of ``MNISTDataModule`` (gray, 28x28,
-scaled to [0, 1], normalized with the run's mean and std). The model's ``probabilities`` turns
-its logits into class probabilities (softmax, or a sigmoid for a single logit), as the chapter
-does at inference time.
+by the run's own transforms: for CelebA the data module's ``picture_transform`` with the run's
+size, channels and normalization (training decodes its JPEGs at reduced scale first, which moves
+pixels by 0.3-0.6 levels of 255 on average); for MNIST the arithmetic of ``MNISTDataModule``
+(gray, 28x28, scaled to [0, 1], normalized with the run's mean and std). The model's
+``probabilities`` turns its logits into class probabilities (softmax, or a sigmoid for a single
+logit), as the chapter does at inference time.
 """
 
 import csv
@@ -48,11 +49,10 @@ class ImageFormat:
 def image_format(datamodule: L.LightningDataModule) -> ImageFormat:
     """The input format of a run, from its data module's settings."""
     if isinstance(datamodule, CelebADataModule):
-        transform = datamodule.transform()
         size = datamodule.image_size
         return ImageFormat(
             (datamodule.channels, size, size),
-            lambda picture: transform(picture.convert("RGB")).as_subclass(Tensor),
+            datamodule.transform(),
             datamodule.mean,
             datamodule.std,
         )

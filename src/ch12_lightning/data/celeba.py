@@ -1,8 +1,10 @@
 """CelebA attribute classification ("is the person male?") as a LightningDataModule.
 
-Decoding JPEGs is the whole cost of this pipeline, so each selected image is decoded and
-transformed once, in parallel, and the resulting tensors are cached on disk under a key made of
-everything that changes them. Later epochs, and later runs with the same settings, never decode.
+Decoding JPEGs is the whole cost of this pipeline, so each selected image is decoded and resized
+once, in parallel, and the 8-bit pixels are cached on disk under a key made of everything that
+changes them. Later epochs, and later runs with the same settings, never decode; batches are
+normalized as they are served, on the device they train on. Before decoding, the memory and disk
+the settings need are checked against what there is.
 """
 
 import hashlib
@@ -10,28 +12,34 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 
+from ch12_lightning.caches import cache_folder_summary
+from ch12_lightning.data.celeba_decode import decode_all, picture_pixels
 from ch12_lightning.data.celeba_files import (
     PARTITIONS,
     CelebALayout,
     read_attribute,
     read_partitions,
 )
+from ch12_lightning.data.room import check_room
 from ch12_lightning.data.tensor_batches import InMemoryDataModule, TensorBatches
 from ch12_lightning.errors import ConfigError, InputError
-from ch12_lightning.utils import atomic_path
+from ch12_lightning.utils import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: uint8 pixels, normalized when served
 SPLITS = tuple(PARTITIONS)
 
 
@@ -46,45 +54,24 @@ def class_names_for(attribute: str) -> list[str]:
     return [f"not_{attribute.lower()}", attribute.lower()]
 
 
-def build_transform(image_size: int, grayscale: bool, mean: float, std: float) -> v2.Compose:
-    """The chapter's transforms, for an RGB picture (PIL or uint8 tensor) of any size."""
-    channels = 1 if grayscale else 3
-    return v2.Compose(
-        [
-            v2.ToImage(),
-            v2.Resize((image_size, image_size), antialias=True),
-            *([v2.Grayscale()] if grayscale else []),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize([mean] * channels, [std] * channels),
-        ]
-    )
+def normalized(pixels: Tensor, mean: float, std: float) -> Tensor:
+    """uint8 pixels (any leading dimensions) scaled to [0, 1] and normalized, by torchvision's
+    own arithmetic: the values a float pipeline (``ToDtype(scale=True)``, ``Normalize``) gives."""
+    channels = pixels.shape[-3]
+    scaled = F.to_dtype(pixels, torch.float32, scale=True)
+    return F.normalize(scaled, [mean] * channels, [std] * channels)
 
 
-class _DecodedImages(Dataset):
-    """Decodes and transforms one image per index; an unreadable file gives its error text.
+def picture_transform(
+    image_size: int, grayscale: bool, mean: float, std: float
+) -> Callable[[Image.Image], Tensor]:
+    """Any picture as the training data were made: ``picture_pixels``, then ``normalized``."""
 
-    Errors travel back as values, not exceptions, so the main process can name the file in one
-    clear message (or skip it) instead of re-raising a worker's traceback.
-    """
+    def transform(picture: Image.Image) -> Tensor:
+        pixels = torch.from_numpy(picture_pixels(picture, image_size, grayscale).copy())
+        return normalized(pixels, mean, std)
 
-    def __init__(self, paths: list[Path], transform: v2.Compose) -> None:
-        self.paths = paths
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> Tensor | str:
-        try:
-            with Image.open(self.paths[index]) as picture:
-                image = picture.convert("RGB")
-        except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
-            return str(err)
-        return self.transform(image).as_subclass(Tensor)
-
-
-def _keep_list(batch: list[Tensor | str]) -> list[Tensor | str]:
-    return batch
+    return transform
 
 
 class CelebADataModule(InMemoryDataModule):
@@ -113,6 +100,7 @@ class CelebADataModule(InMemoryDataModule):
         num_workers: int = 2,
         skip_corrupt: bool = False,
         pin_memory: bool = False,
+        memory_limit_gb: float | None = None,
     ) -> None:
         # num_workers decode the JPEGs once; batches are then served from memory, in-process.
         super().__init__(batch_size, data_on_device, pin_memory=pin_memory)
@@ -132,6 +120,7 @@ class CelebADataModule(InMemoryDataModule):
         self.seed = seed
         self.num_workers = num_workers
         self.skip_corrupt = skip_corrupt
+        self.memory_limit_gb = memory_limit_gb
         self.prepare_seconds: float | None = None
         self.from_cache: bool | None = None
         self._cache_file: Path | None = None
@@ -152,8 +141,9 @@ class CelebADataModule(InMemoryDataModule):
     def class_names(self) -> list[str]:
         return class_names_for(self.attribute)
 
-    def transform(self) -> v2.Compose:
-        return build_transform(self.image_size, self.grayscale, self.mean, self.std)
+    def transform(self) -> Callable[[Image.Image], Tensor]:
+        """A picture as this module's training data: for ``predict``."""
+        return picture_transform(self.image_size, self.grayscale, self.mean, self.std)
 
     # -- preparing: select, decode, cache -------------------------------------------------
 
@@ -164,11 +154,15 @@ class CelebADataModule(InMemoryDataModule):
 
     def setup(self, stage: str) -> None:
         if not self.splits:
-            # Other DDP ranks skip prepare_data and find the file rank 0 built.
-            cached = torch.load(self._cache_file or self._cached(), weights_only=True)
+            # Other DDP ranks skip prepare_data and find the file rank 0 built. Mapped, not
+            # read: the pages come from the file as batches need them, shared by all ranks.
+            path = self._cache_file or self._cached()
+            cached = torch.load(path, weights_only=True, mmap=True)
+            pixels, targets = cached["pixels"], cached["targets"]
+            serve = partial(normalized, mean=self.mean, std=self.std)
             self.splits = {
-                split: TensorBatches(part["inputs"], part["targets"])
-                for split, part in cached["splits"].items()
+                split: TensorBatches(pixels[start:end], targets[start:end], serve=serve)
+                for split, (start, end) in cached["splits"].items()
             }
 
     def _cached(self) -> Path:
@@ -177,32 +171,44 @@ class CelebADataModule(InMemoryDataModule):
         layout = CelebALayout.find(self.data_dir)
         images = _image_stats(layout.image_dir)
         path = self.cache_dir / "celeba" / f"{self._cache_key(layout, images)}.pt"
-        self.from_cache = path.is_file()
+        sidecar = path.with_suffix(".json")
+        self.from_cache = path.is_file() and sidecar.is_file()
         if self.from_cache:
-            summary = torch.load(path, weights_only=True)["summary"]
+            summary = json.loads(sidecar.read_text())["summary"]
+            os.utime(sidecar)  # last used: what ``./ch12 cache prune --keep-last`` goes by
         else:
             summary = self._build(layout, set(images), path)
         self.prepare_seconds = time.perf_counter() - start
         source = "from the cache" if self.from_cache else "decoded and cached"
         log.info("%s (%.2f s, %s: %s)", summary, self.prepare_seconds, source, path)
+        log.info("%s", cache_folder_summary(self.cache_dir))
         return path
+
+    def _settings(self) -> dict[str, Any]:
+        """What changes the cached pixels (normalization and batch size are applied later)."""
+        keys = ("attribute", "n_per_class", "eval_per_class", "image_size", "grayscale", "seed")
+        return {key: getattr(self, key) for key in (*keys, "skip_corrupt")}
 
     def _cache_key(self, layout: CelebALayout, images: dict[str, list[int]]) -> str:
         settings = {
             "format": CACHE_FORMAT,
             "metadata": [_stat(layout.attr_file), _stat(layout.partition_file)],
             "images": images,
-            **{key: getattr(self, key) for key in (*self.hparams, "skip_corrupt")},
+            **self._settings(),
         }
-        settings.pop("batch_size")
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:24]
 
     def _build(self, layout: CelebALayout, present: set[str], path: Path) -> str:
         selection, summary = self._select(layout, present)
         files = [(split, name, label) for split in SPLITS for name, label in selection[split]]
-        decoded = self._decode([layout.image_dir / name for _, name, _ in files])
-        rows = list(zip(files, decoded, strict=True))
-        failed = [(name, image) for (_, name, _), image in rows if isinstance(image, str)]
+        check_room(
+            len(files), self.channels * self.image_size**2, path.parent, self.memory_limit_gb
+        )
+        pixels, errors = decode_all(
+            [layout.image_dir / name for _, name, _ in files],
+            self.image_size, self.grayscale, self.num_workers,
+        )  # fmt: skip
+        failed = [(files[i][1], error) for i, error in sorted(errors.items())]
         if failed and not self.skip_corrupt:
             name, error = failed[0]
             raise CorruptImageError(
@@ -215,33 +221,28 @@ class CelebADataModule(InMemoryDataModule):
             names = [name for name, _ in failed]
             summary += f"; skipped {len(names)} unreadable images: {', '.join(names[:10])}"
             log.warning("Skipped %d unreadable images: %s", len(names), ", ".join(names))
-        splits = {}
-        for split in SPLITS:
-            kept = [
-                (image, label)
-                for (part, _, label), image in rows
-                if part == split and not isinstance(image, str)
-            ]
-            splits[split] = {
-                "inputs": torch.stack([image for image, _ in kept]),
-                "targets": torch.tensor([label for _, label in kept], dtype=torch.long),
-            }
+        # One tensor, the splits as consecutive ranges of it (files come split by split).
+        kept = [i for i in range(len(files)) if i not in errors]
+        pixels_kept = torch.from_numpy(pixels if not errors else pixels[kept])
+        targets = torch.tensor([files[i][2] for i in kept], dtype=torch.long)
+        parts = [files[i][0] for i in kept]
+        bounds = [0, *accumulate(parts.count(split) for split in SPLITS)]
+        splits = {split: bounds[i : i + 2] for i, split in enumerate(SPLITS)}
         with atomic_path(path) as tmp:
-            torch.save({"splits": splits, "summary": summary}, tmp)
-        return summary
-
-    def _decode(self, paths: list[Path]) -> list[Tensor | str]:
-        dataset = _DecodedImages(paths, self.transform())
-        # A generator of its own: drawing worker seeds from the global one would make a run that
-        # builds the cache shuffle differently from a run that reads it.
-        loader = DataLoader(
-            dataset,
-            batch_size=64,
-            num_workers=self.num_workers,
-            collate_fn=_keep_list,
-            generator=torch.Generator().manual_seed(0),
+            torch.save({"pixels": pixels_kept, "targets": targets, "splits": splits}, tmp)
+        write_json_atomic(
+            path.with_suffix(".json"),
+            {
+                "format": CACHE_FORMAT,
+                "dataset": "celeba",
+                "summary": summary,
+                "settings": self._settings(),
+                "images": len(targets),
+                "bytes": path.stat().st_size,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
         )
-        return [image for batch in loader for image in batch]
+        return summary
 
     def _select(self, layout: CelebALayout, present: set[str]) -> tuple[dict[str, list], str]:
         """Pick the files of each split, as (name, label) pairs, and describe what was found."""
