@@ -43,6 +43,6 @@ def test_celeba_part_measures_the_practice_data_and_a_larger_copy(tmp_path: Path
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "practice (2,750 of the real images, 32 px gray): 2750 images" in out
+    assert "practice (real images, 32 px gray): 2750 images" in out
     assert "1,200-image copy" in out and "images/s" in out and "extrapolated" in out
     assert " 1024 bytes per image" in out  # 8-bit gray 32 x 32 (+ targets, container)

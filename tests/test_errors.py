@@ -139,6 +139,8 @@ def test_every_bad_value_is_listed_in_one_message(quick_overrides: list[str], tm
             "dataset.eval_per_class=some",
             "dataset.eval_per_class=some is not valid: must be balanced",
         ),
+        ("dataset.memory_limit_gb=0", "dataset.memory_limit_gb=0 is not valid: must be a positive"),
+        ("dataset.num_workers=-1", "dataset.num_workers=-1 is not valid: must be 0 or more"),
     ],
 )
 def test_celeba_value_is_refused(

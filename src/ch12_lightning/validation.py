@@ -54,6 +54,12 @@ RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
         lambda v: v in ("balanced", "all") or _positive_int(v),
         "must be balanced, all or a positive integer",
     ),
+    ("dataset.num_workers", lambda v: isinstance(v, int) and v >= 0, "must be 0 or more"),
+    (
+        "dataset.memory_limit_gb",
+        lambda v: v is None or (_number(v) and v > 0),
+        "must be a positive number of GB, or null (the memory this machine has available)",
+    ),
     ("model.hidden_sizes", _sizes, "must be a non-empty list of positive integers, e.g. [32,16]"),
     ("model.dropout", lambda v: _number(v) and 0 <= v < 1, "must be in [0, 1)"),
     ("model.compile", lambda v: isinstance(v, bool), "must be true or false"),
