@@ -205,4 +205,5 @@ def test_settings_that_do_not_fit_are_refused_before_decoding(celeba_dir: Path, 
     message = str(err.value)
     assert "56 images of 3,072 bytes" in message and "dataset.memory_limit_gb" in message
     assert "At most 29 images of this size fit" in message and "dataset.image_size" in message
+    assert "dataset.image_size=23 or less" in message  # 56 x 3 x 23^2 x 1.1 < 100 kB
     assert not list((tmp_path / "celeba").glob("*.pt"))  # nothing decoded or written

@@ -202,9 +202,7 @@ class CelebADataModule(InMemoryDataModule):
     def _build(self, layout: CelebALayout, present: set[str], path: Path) -> str:
         selection, summary = self._select(layout, present)
         files = [(split, name, label) for split in SPLITS for name, label in selection[split]]
-        check_room(
-            len(files), self.channels * self.image_size**2, path.parent, self.memory_limit_gb
-        )
+        check_room(len(files), self.channels, self.image_size, path.parent, self.memory_limit_gb)
         start = time.perf_counter()
         pixels, errors = decode_all(
             [layout.image_dir / name for _, name, _ in files],

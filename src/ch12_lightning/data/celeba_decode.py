@@ -45,8 +45,7 @@ def decode_chunk(
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Decode ``paths`` into one (N, C, H, W) array; unreadable files stay zero and are
     returned by position with their error text, so the caller can name them."""
-    channels = 1 if grayscale else 3
-    pixels = np.zeros((len(paths), channels, image_size, image_size), dtype=np.uint8)
+    pixels = _pixel_array(len(paths), image_size, grayscale)
     errors = {}
     for i, path in enumerate(paths):
         try:
@@ -62,8 +61,7 @@ def decode_all(
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Decode every file into one preallocated array (memory: the result and a chunk per
     worker), with ``workers`` processes (0: in this one); log progress every few seconds."""
-    channels = 1 if grayscale else 3
-    pixels = np.empty((len(paths), channels, image_size, image_size), dtype=np.uint8)
+    pixels = _pixel_array(len(paths), image_size, grayscale)
     errors: dict[int, str] = {}
     progress = _Progress(len(paths))
     for start, (chunk, chunk_errors) in _decoded_chunks(paths, image_size, grayscale, workers):
@@ -72,6 +70,12 @@ def decode_all(
         progress.advance(len(chunk))
     progress.finish()
     return pixels, errors
+
+
+def _pixel_array(count: int, image_size: int, grayscale: bool) -> np.ndarray:
+    """Zeros (so an unreadable file's row is defined) of ``count`` images' uint8 pixels."""
+    channels = 1 if grayscale else 3
+    return np.zeros((count, channels, image_size, image_size), dtype=np.uint8)
 
 
 def _decoded_chunks(

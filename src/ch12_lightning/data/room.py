@@ -1,6 +1,7 @@
 """Will a data set fit? The memory and disk a cache of decoded images needs, checked against
 what this machine (or its container) has, before an hour of decoding rather than after."""
 
+import math
 import os
 import shutil
 import sys
@@ -29,13 +30,15 @@ def available_memory() -> int:
 
 
 def check_room(
-    images: int, bytes_per_image: int, cache_folder: Path, memory_limit_gb: float | None
+    images: int, channels: int, image_size: int, cache_folder: Path, memory_limit_gb: float | None
 ) -> None:
     """Refuse at once, with the figures and settings that would fit, when ``images`` of
-    ``bytes_per_image`` (uint8 pixels) cannot be held in memory or written to ``cache_folder``.
+    ``channels`` x ``image_size``^2 uint8 pixels cannot be held in memory or written to
+    ``cache_folder``.
 
     ``memory_limit_gb`` (``dataset.memory_limit_gb``) replaces the machine's available memory.
     """
+    bytes_per_image = channels * image_size**2
     pixels = images * bytes_per_image
     memory = available_memory() if memory_limit_gb is None else int(memory_limit_gb * GB)
     disk = shutil.disk_usage(_existing(cache_folder)).free
@@ -45,6 +48,8 @@ def check_room(
         return
     room = min(have / MEMORY_MARGIN if what == "memory" else have for what, _, have in short)
     fits = max(int(room // bytes_per_image), 0)
+    # Pixels per image are channels x size^2: the largest size at which all images fit.
+    size = math.isqrt(max(int(room / images / channels), 0))
     where = "memory (dataset.memory_limit_gb)" if memory_limit_gb is not None else "memory"
     lacks = "; ".join(
         f"{need / GB:.2f} GB of {where if what == 'memory' else f'disk in {cache_folder}'}, "
@@ -54,9 +59,9 @@ def check_room(
     raise NoRoomError(
         f"These CelebA settings select {images:,} images of {bytes_per_image:,} bytes "
         f"({pixels / GB:.2f} GB of 8-bit pixels) and need {lacks}. At most {fits:,} images of "
-        "this size fit: lower dataset.n_per_class or dataset.eval_per_class, a smaller "
-        "dataset.image_size (bytes grow with its square), dataset.grayscale=true (a third of "
-        "RGB), or set paths.cache_dir to a larger disk."
+        "this size fit: lower dataset.n_per_class or dataset.eval_per_class, use "
+        f"dataset.image_size={size} or less (bytes grow with its square), "
+        "dataset.grayscale=true (a third of RGB), or set paths.cache_dir to a larger disk."
     )
 
 
