@@ -121,10 +121,8 @@ class LearningCurves(Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or not self.history["epoch"]:
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
+        # A Figure of its own, drawn by Agg, needs no pyplot (no backend, no global state).
+        from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
 
         quantities = [
@@ -139,8 +137,10 @@ class LearningCurves(Callback):
         if not quantities:  # e.g. limit_train_batches=0: nothing was measured
             log.info("No learning curves: no epoch logged a training or validation metric")
             return
-        figure, axes = plt.subplots(1, len(quantities), figsize=(5 * len(quantities), 4))
-        for axis, quantity in zip(np.atleast_1d(axes), quantities, strict=True):
+        width = 5 * len(quantities)
+        figure = Figure(figsize=(width, 4))
+        axes = figure.subplots(1, len(quantities), squeeze=False)[0]
+        for axis, quantity in zip(axes, quantities, strict=True):
             for split in ("train", "val"):
                 axis.plot(
                     self.history["epoch"], self.history[f"{split}/{quantity}"], marker="o",
@@ -152,10 +152,10 @@ class LearningCurves(Callback):
             axis.grid(alpha=0.3)
             axis.legend()
         figure.suptitle("Learning curves")
-        figure.tight_layout()
+        # Fixed margins (in inches) instead of tight_layout, which draws the figure once more.
+        figure.subplots_adjust(left=0.8 / width, right=1 - 0.2 / width, bottom=0.13, top=0.88)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(self.path, dpi=100)
-        plt.close(figure)
         log.info("Learning curves: %s", self.path)
 
     def state_dict(self) -> dict[str, Any]:

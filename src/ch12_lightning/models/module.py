@@ -186,9 +186,20 @@ class MLPModule(L.LightningModule):
         loss = self._loss(outputs, targets)
         size = torch.tensor([len(targets)], device=loss.device)
         self._update_metrics(stage, outputs, targets, loss.unsqueeze(0), size)
+        return outputs
+
+    def _log_evaluation(self, stage: str) -> None:
+        """Register the stage's metric objects with Lightning once per evaluation, before its
+        first batch: Lightning computes them over the whole split at its end. (A ``self.log``
+        per batch costs more than the batch, and a process with no batch would not log.)"""
         self._log_stage(stage)
         self.log(f"{stage}/samples", self.sample_count[f"{stage}_samples"], on_epoch=True)
-        return outputs
+
+    def on_validation_epoch_start(self) -> None:
+        self._log_evaluation("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._log_evaluation("test")
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
