@@ -39,6 +39,10 @@ def _refused(overrides: list[str], tmp_path: Path) -> str:
         ("optimizer.lr=0", "optimizer.lr=0 is not valid: must be a positive number"),
         ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is not valid: must be a positive number"),
         ("dataset.batch_size=0", "dataset.batch_size=0 is not valid: must be a positive integer"),
+        (
+            "dataset.eval_batch_size=0",
+            "dataset.eval_batch_size=0 is not valid: must be a positive integer or null",
+        ),
         ("trainer.max_epochs=0", "trainer.max_epochs=0 is not valid: must be a positive integer"),
         ("trainer.max_epochs=-1", "trainer.max_epochs=-1 is not valid: must be a positive integer"),
         (

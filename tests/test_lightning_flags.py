@@ -118,14 +118,22 @@ def _plain_weights(cfg, datamodule, flags: dict) -> tuple[dict[str, torch.Tensor
 
 # -- limits and lengths count mini-batches and optimizer steps ----------------------------------
 
+EVAL_BATCHES_OF_16 = ["dataset.eval_batch_size=16"]  # training batches hold 32
+
 
 @pytest.mark.parametrize(
     ("flags", "steps", "val_samples", "test_samples"),
     [
         (["+trainer.limit_train_batches=2"], 2 * 2, 100, 200),
         (["+trainer.limit_train_batches=0.25"], 2 * 4, 100, 200),
-        (["+trainer.limit_val_batches=2", "+trainer.limit_test_batches=3"], 2 * 16, 64, 96),
-        (["+trainer.overfit_batches=1"], 2 * 1, 32, 200),
+        # Evaluation batches hold dataset.eval_batch_size samples; the limits count those.
+        (
+            ["+trainer.limit_val_batches=2", "+trainer.limit_test_batches=3", *EVAL_BATCHES_OF_16],
+            2 * 16,
+            32,
+            48,
+        ),  # fmt: skip
+        (["+trainer.overfit_batches=1", *EVAL_BATCHES_OF_16], 2 * 1, 16, 200),
         (["+trainer.max_steps=10"], 10, 0, 200),  # stops within the first epoch
         (["trainer.max_epochs=-1", "+trainer.max_steps=20"], 20, 100, 200),
     ],
@@ -145,11 +153,11 @@ def test_lengths_count_mini_batches(
 
 
 def test_fast_dev_run_is_one_batch_of_each(quick_overrides: list[str], tmp_path: Path):
-    cfg = compose_config([*quick_overrides, "+trainer.fast_dev_run=true"])
+    cfg = compose_config([*quick_overrides, "+trainer.fast_dev_run=true", *EVAL_BATCHES_OF_16])
     datamodule, model, trainer = build(cfg)
     trainer.fit(model, datamodule=datamodule)
     assert trainer.global_step == 1
-    assert trainer.callback_metrics["val/samples"] == 32
+    assert trainer.callback_metrics["val/samples"] == 16
 
 
 def test_max_time_stops_mid_epoch_and_the_run_is_tested(quick_overrides: list[str], tmp_path: Path):

@@ -46,6 +46,11 @@ RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("optimizer.lr", lambda v: _number(v) and v > 0, "must be a positive number"),
     ("optimizer.fused", lambda v: v in ("auto", True, False), "must be auto, true or false"),
     ("dataset.batch_size", _positive_int, POSITIVE_INT),
+    (
+        "dataset.eval_batch_size",
+        lambda v: v is None or _positive_int(v),
+        "must be a positive integer or null (the training batch_size)",
+    ),
     ("dataset.val_size", _positive_int, POSITIVE_INT),
     ("dataset.n_per_class", _positive_int, POSITIVE_INT),
     ("dataset.image_size", _positive_int, POSITIVE_INT),

@@ -101,9 +101,12 @@ class CelebADataModule(InMemoryDataModule):
         skip_corrupt: bool = False,
         pin_memory: bool = False,
         memory_limit_gb: float | None = None,
+        eval_batch_size: int | None = None,
     ) -> None:
         # num_workers decode the JPEGs once; batches are then served from memory, in-process.
-        super().__init__(batch_size, data_on_device, pin_memory=pin_memory)
+        super().__init__(
+            batch_size, data_on_device, pin_memory=pin_memory, eval_batch_size=eval_batch_size
+        )
         self.save_hyperparameters(
             "attribute", "n_per_class", "eval_per_class", "image_size", "grayscale",
             "mean", "std", "seed", "batch_size",

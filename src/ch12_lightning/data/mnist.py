@@ -47,8 +47,9 @@ class MNISTDataModule(InMemoryDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         download: bool = True,
+        eval_batch_size: int | None = None,
     ) -> None:
-        super().__init__(batch_size, data_on_device, num_workers, pin_memory)
+        super().__init__(batch_size, data_on_device, num_workers, pin_memory, eval_batch_size)
         # Where the files live is not a hyperparameter of the run; how they are split and scaled is.
         self.save_hyperparameters(
             "batch_size", "val_size", "split_seed", "mean", "std", logger=True

@@ -102,6 +102,10 @@ class InMemoryDataModule(L.LightningDataModule):
     GPU), so batches are cut there and no batch crosses from host to device; on a CPU nothing
     changes.
 
+    Validation and test batches hold ``eval_batch_size`` samples (None: ``batch_size``):
+    evaluation needs no gradients, so larger batches cover the split in fewer passes through
+    Lightning's loop; every sample still counts once.
+
     Subclasses pass the serving settings to ``__init__`` and fill ``self.splits`` in ``setup``.
     """
 
@@ -116,9 +120,11 @@ class InMemoryDataModule(L.LightningDataModule):
         data_on_device: bool = False,
         loader_workers: int = 0,
         pin_memory: bool = False,
+        eval_batch_size: int | None = None,
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
         self.data_on_device = data_on_device
         self.loader_workers = loader_workers
         self.pin_memory = pin_memory
@@ -151,7 +157,7 @@ class InMemoryDataModule(L.LightningDataModule):
             self.splits[split] = self.splits[split].to(trainer.strategy.root_device)
         return batch_loader(
             self.splits[split],
-            self.batch_size,
+            self.batch_size if shuffle else self.eval_batch_size,
             shuffle=shuffle,
             # Worker processes cannot share device tensors, and they are not pinned memory.
             num_workers=0 if on_device else self.loader_workers,
