@@ -17,6 +17,9 @@ figures are medians over rounds, ratios the median of each round's ratio. Per pr
 samples per second (median over epochs, the first excluded as warm-up), the process's run time,
 the wall time of the whole command and its peak RSS.
 
+The recipe part runs the whole ``train experiment=mnist_book`` command against
+``hand_recipe.py``, the same recipe written by hand, in pairs of whole processes.
+
 Further parts: CelebA data preparation (first build against a run served from the cache),
 start-up (``--help``, ``--cfg job``, and launch to first training step of the real command), and
 CPU threads (the limit loop with 1 and 2 intra-op threads, alone and beside a busy process).
@@ -398,6 +401,10 @@ def startup_part(args: argparse.Namespace) -> None:
     timings = {
         "--help": [*TRAIN, "--help"],
         "--cfg job": [*TRAIN, "--cfg", "job"],
+        # The floors: what any script using these libraries pays before its first line runs.
+        "import torch": [sys.executable, "-c", "import torch"],
+        "import torch, torchvision": [sys.executable, "-c", "import torch, torchvision"],
+        "import lightning": [sys.executable, "-c", "import lightning"],
     }
     for name, command in timings.items():
         seconds = statistics.median(_seconds(command) for _ in range(args.rounds))
@@ -406,6 +413,59 @@ def startup_part(args: argparse.Namespace) -> None:
         _seconds_to_line(first_step, "training starts") for _ in range(args.rounds)
     )
     print(f"{'launch to first training step':>28}: {seconds:.2f} s (MNIST, cached extraction)")
+
+
+def _timed(command: list[str]) -> tuple[float, str]:
+    """Wall seconds of ``command`` and what it printed."""
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return seconds, result.stdout
+
+
+def recipe_part(args: argparse.Namespace) -> None:
+    """The whole book recipe, ``train experiment=mnist_book`` (start-up, data, epochs with
+    validation, checkpoints, TensorBoard, pictures, test), against ``hand_recipe.py`` doing the
+    same training, validation, best-weights file and test by hand; whole processes, in pairs
+    whose order alternates."""
+    epochs = args.recipe_epochs
+    print(f"\n## Book recipe, whole process ({epochs} epochs, {args.recipe_pairs} pairs, medians)")
+    datamodule = _mnist_datamodule(args)
+    out = Path(args.out_dir) / "recipe"
+    ours = [
+        *TRAIN, "experiment=mnist_book", f"trainer.max_epochs={epochs}",
+        f"paths.data_dir={args.data_dir}", f"paths.cache_dir={args.cache_dir}",
+        f"paths.root_dir={args.out_dir}", f"hydra.run.dir={out / 'ours'}",
+        f"dataset.val_size={args.val_size}",
+    ]  # fmt: skip
+    hand = [
+        sys.executable, str(Path(__file__).with_name("hand_recipe.py")), str(datamodule.root),
+        str(out / "hand"), "--epochs", str(epochs), "--val-size", str(args.val_size),
+    ]  # fmt: skip
+    seconds: dict[str, list[float]] = {"ours": [], "hand": []}
+    test_acc: dict[str, list[float]] = {"ours": [], "hand": []}
+    for pair in range(args.recipe_pairs):
+        for name in ("ours", "hand") if pair % 2 == 0 else ("hand", "ours"):
+            wall, printed = _timed(ours if name == "ours" else hand)
+            if name == "ours":
+                accuracy = json.loads((out / "ours" / "metrics.json").read_text())["metrics"]
+                test_acc[name].append(accuracy["test/acc"])
+            else:
+                test_acc[name].append(json.loads(printed.splitlines()[-1])["test_acc"])
+            seconds[name].append(wall)
+    for name in seconds:
+        runs = ", ".join(f"{s:.1f}" for s in seconds[name])
+        print(
+            f"{name:>5}: {statistics.median(seconds[name]):.1f} s (pairs: {runs}); "
+            f"test acc {statistics.median(test_acc[name]):.4f}"
+        )
+    ratios = [o / h for o, h in zip(seconds["ours"], seconds["hand"], strict=True)]
+    print(
+        f"ours/hand wall time {statistics.median(ratios):.2f} "
+        f"(pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
 
 
 def threads_part(args: argparse.Namespace) -> None:
@@ -431,6 +491,7 @@ def threads_part(args: argparse.Namespace) -> None:
 
 
 PARTS = {
+    "recipe": recipe_part,
     "throughput": throughput_part,
     "celeba": celeba_part,
     "startup": startup_part,
@@ -448,6 +509,8 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--epochs", type=int, default=6, help="epochs; the first is warm-up")
     parser.add_argument("--naive-epochs", type=int, default=2)
+    parser.add_argument("--recipe-epochs", type=int, default=20, help="epochs of the recipe part")
+    parser.add_argument("--recipe-pairs", type=int, default=3, help="whole-process pairs")
     parser.add_argument("--rounds", type=int, default=5, help="repetitions; medians are quoted")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--val-size", type=int, default=5000, help="held out of training")

@@ -18,18 +18,23 @@ def test_throughput_benchmark_prints_figures_and_ratios(mnist_dir: Path, tmp_pat
         sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--data-dir", str(mnist_dir),
         "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "out"),
         "--batch-sizes", "64", "--epochs", "2", "--naive-epochs", "1", "--val-size", "100",
-        "--rounds", "1",
+        "--rounds", "1", "--recipe-epochs", "2", "--recipe-pairs", "1",
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
+    for name in ("ours", "hand"):  # the whole recipe, both ways, tested on the same digits
+        (line,) = [line for line in lines if line.startswith(f"{name:>5}: ")]
+        assert 0.5 < float(line.rsplit("test acc ", 1)[1]) <= 1
+    assert any(line.startswith("ours/hand wall time ") for line in lines)
     for pipeline in ("naive", "limit", "limit_fused", "ours"):
         (row,) = [line.split() for line in lines if line.split()[1:2] == [pipeline]]
         assert float(row[2]) > 0  # samples per second
     for yardstick in ("limit", "limit_fused", "naive"):
         assert any(f" ours/{yardstick} " in line for line in lines), yardstick
     assert any("skipped, no celeba folder" in line for line in lines)
-    for part in ("--help", "--cfg job", "launch to first training step", "beside a busy process"):
+    parts = ("--help", "--cfg job", "import lightning", "launch to first training step")
+    for part in (*parts, "beside a busy process"):
         assert any(part in line for line in lines), part
 
 
