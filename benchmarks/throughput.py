@@ -20,6 +20,9 @@ the wall time of the whole command and its peak RSS.
 The recipe part runs the whole ``train experiment=mnist_book`` command against
 ``hand_recipe.py``, the same recipe written by hand, in pairs of whole processes.
 
+The floor part shows what any Lightning loop costs on this machine: the smallest LightningModule
+under ``Trainer(barebones=True)`` against the hand-written fused loop, in one process.
+
 Further parts: CelebA data preparation (first build against a run served from the cache),
 start-up (``--help``, ``--cfg job``, and launch to first training step of the real command), and
 CPU threads (the limit loop with 1 and 2 intra-op threads, alone and beside a busy process).
@@ -29,6 +32,7 @@ CPU threads (the limit loop with 1 and 2 intra-op threads, alone and beside a bu
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -468,6 +472,97 @@ def recipe_part(args: argparse.Namespace) -> None:
     )
 
 
+def _bare_lightning_epoch(loader: Iterable, args: argparse.Namespace) -> float:
+    """Seconds of one epoch of the smallest LightningModule that trains the book's MLP
+    (``training_step`` returns the loss; fused Adam) under ``Trainer(barebones=True)``."""
+    import lightning as L
+    import torch
+
+    from ch12_lightning.models.mlp import build_mlp
+
+    class Bare(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = build_mlp(784, [32, 16], 10, "relu")
+            self.loss_fn = torch.nn.CrossEntropyLoss()
+
+        def training_step(self, batch, batch_idx):
+            return self.loss_fn(self.net(batch[0]), batch[1])
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3, fused=True)
+
+    trainer = L.Trainer(
+        max_epochs=1, accelerator=args.accelerator, barebones=True, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    start = time.perf_counter()
+    trainer.fit(Bare(), train_dataloaders=loader)
+    return time.perf_counter() - start
+
+
+def floor_part(args: argparse.Namespace) -> None:
+    """What any Lightning loop costs here: the hand-written fused loop against a bare
+    LightningModule fed by ours' DataLoader and by a plain iterable of pre-cut batches; one
+    epoch each, alternating in this process, the first round a warm-up."""
+    import torch
+
+    from ch12_lightning.data.tensor_batches import batch_loader
+
+    print(f"\n## Lightning's floor (batch 64, {args.rounds} rounds in one process, medians)")
+    train = _mnist_datamodule(args).splits["train"]
+    _as_plain_torch()
+    inputs, targets = train.inputs, train.targets
+
+    class PreCut:
+        """One epoch of batches cut beforehand: no sampler, no DataLoader."""
+
+        def __init__(self) -> None:
+            order = torch.randperm(len(targets))
+            self.batches = [
+                (inputs[order[i : i + 64]], targets[order[i : i + 64]])
+                for i in range(0, len(targets), 64)
+            ]
+
+        def __iter__(self):
+            return iter(self.batches)
+
+        def __len__(self) -> int:
+            return len(self.batches)
+
+    def hand() -> float:
+        order = torch.randperm(len(targets))
+
+        def batches() -> Iterable:
+            for i in range(0, len(targets), 64):
+                yield inputs[order[i : i + 64]], targets[order[i : i + 64]]
+
+        one_epoch = argparse.Namespace(**vars(args) | {"epochs": 1})
+        return _hand_loop(batches, one_epoch, fused=True)[0]
+
+    runs = {
+        "hand-written loop, fused Adam": hand,
+        "bare LightningModule, ours' DataLoader": lambda: _bare_lightning_epoch(
+            batch_loader(train, 64, shuffle=True), args
+        ),
+        "bare LightningModule, pre-cut batches": lambda: _bare_lightning_epoch(PreCut(), args),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for round_ in range(args.rounds + 1):
+        for name, run in runs.items():
+            elapsed = run()
+            if round_:
+                seconds[name].append(elapsed)
+    hand_s = statistics.median(seconds["hand-written loop, fused Adam"])
+    steps = math.ceil(len(targets) / 64)
+    for name, values in seconds.items():
+        median = statistics.median(values)
+        print(
+            f"{name:>40}: {median:.2f} s an epoch, {median / steps * 1e3:.2f} ms a step, "
+            f"hand/this {hand_s / median:.2f}"
+        )
+
+
 def threads_part(args: argparse.Namespace) -> None:
     print(f"\n## CPU threads (limit loop, batch 64, {os.cpu_count()} cores, median of rounds)")
     busy_code = "import time\nend = time.time() + 600\nwhile time.time() < end: pass"
@@ -495,6 +590,7 @@ PARTS = {
     "throughput": throughput_part,
     "celeba": celeba_part,
     "startup": startup_part,
+    "floor": floor_part,
     "threads": threads_part,
 }
 

@@ -34,6 +34,8 @@ def test_throughput_benchmark_prints_figures_and_ratios(mnist_dir: Path, tmp_pat
         assert any(f" ours/{yardstick} " in line for line in lines), yardstick
     assert any("skipped, no celeba folder" in line for line in lines)
     parts = ("--help", "--cfg job", "import lightning", "launch to first training step")
+    floors = [line for line in lines if "ms a step, hand/this" in line]
+    assert len(floors) == 3 and "bare LightningModule, pre-cut batches" in floors[-1]
     for part in (*parts, "beside a busy process"):
         assert any(part in line for line in lines), part
 
