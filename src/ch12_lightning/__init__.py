@@ -5,11 +5,31 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+
+def _run_name(own_stamp: str) -> str:
+    from ch12_lightning.cluster import run_name  # imports Lightning: only when a run starts
+
+    return run_name(own_stamp)
+
+
+def _output_subdir() -> str | None:
+    from ch12_lightning.cluster import output_subdir
+
+    return output_subdir()
+
+
 # The configs resolve folders against the working directory with ${ch12.cwd:}. Hydra's own
 # ${hydra:runtime.cwd} cannot serve: sweepers resolve hydra.sweep.dir before a job exists.
-OMEGACONF_RESOLVERS = {"ch12.cwd": os.getcwd}
-for _name, _resolver in OMEGACONF_RESOLVERS.items():
-    OmegaConf.register_new_resolver(_name, _resolver, replace=True)
+# ${ch12.run_name:<stamp>} names a run or sweep folder the same in every process of a run
+# started by torchrun or srun. Cached, as Hydra's ${now:} is, so that a sweep's jobs (submitit
+# copies the sweep's resolver cache into each job) see the name the sweep chose.
+OMEGACONF_RESOLVERS = {
+    "ch12.cwd": (os.getcwd, False),
+    "ch12.run_name": (_run_name, True),
+    "ch12.output_subdir": (_output_subdir, False),
+}
+for _name, (_resolver, _cached) in OMEGACONF_RESOLVERS.items():
+    OmegaConf.register_new_resolver(_name, _resolver, replace=True, use_cache=_cached)
 
 
 def config_dir() -> Path:

@@ -20,6 +20,13 @@ from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ch12_lightning.cluster import (
+    OneRunFolder,
+    SignalsWithoutCollectives,
+    external_environment,
+    process_count_mismatch,
+    restarted_by_launcher,
+)
 from ch12_lightning.errors import ConfigError, InputError, invalid
 from ch12_lightning.models.optim import choose_optimizer_kernels
 from ch12_lightning.profiler import QuietProfiler
@@ -68,6 +75,7 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     }
     kinds = tuple(kind for kind, off in turned_off.items() if off)
     callbacks = [c for c in callbacks if not isinstance(c, kinds)]
+    callbacks += [OneRunFolder(), SignalsWithoutCollectives()]
     extra: dict[str, Any] = {} if flags.get("profiler") else {"profiler": QuietProfiler()}
     try:
         trainer = instantiate(flags, callbacks=callbacks, logger=loggers or False, **extra)
@@ -77,6 +85,9 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
         raise
     if not isinstance(trainer.accelerator, CUDAAccelerator):
         _stop_probing_for_gpus()
+    mismatch = process_count_mismatch(trainer.num_devices, trainer.num_nodes)
+    if mismatch:
+        raise ConfigError(mismatch)
     return trainer
 
 
@@ -141,9 +152,13 @@ class SweepStrategyError(InputError, ValueError):
 def _refuse_script_ddp_in_sweep(trainer: L.Trainer) -> None:
     """Lightning's ``ddp`` starts ranks 1..N-1 by re-running the command line. Inside a sweep
     (``-m``) that command is the whole sweep: each extra rank would run its own sweep, with other
-    settings, and nothing would fail. Spawned ranks (``ddp_spawn``) and ranks started by a
-    cluster (SLURM) do not re-run the command, so they are fine."""
-    if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
+    settings, and nothing would fail. Spawned ranks (``ddp_spawn``) and ranks that torchrun or
+    SLURM started (each runs the same sweep, job by job, as one rank of each job's DDP) do not
+    re-run the command, so they are fine."""
+    launcher = trainer.strategy.launcher
+    if isinstance(launcher, _SubprocessScriptLauncher) and not (
+        launcher.cluster_environment.creates_processes_externally
+    ):
         raise SweepStrategyError(
             "DDP that re-runs the command line (strategy ddp: accelerator=ddp or ddp_cpu) cannot "
             "run inside a sweep (-m): every extra rank would start the whole sweep again. Use "
@@ -204,12 +219,14 @@ def _fit(
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     except SystemExit as stop:  # Ctrl-C (Lightning exits with 1) or SIGTERM
-        log.error(
-            "Training was stopped in epoch %d; the checkpoints of finished epochs are kept. "
-            "Resume with ckpt_path=%s (or ckpt_path=last).",
-            trainer.current_epoch + 1,
-            output_dir,
-        )
+        if trainer.is_global_zero:
+            log.error(
+                "Training was stopped in epoch %d; the checkpoints of finished epochs are kept. "
+                "Resume with ckpt_path=%s (or ckpt_path=last)%s.",
+                trainer.current_epoch + 1,
+                output_dir,
+                "; a requeued SLURM job resumes by itself" if external_environment() else "",
+            )
         code = 128 + signal.SIGTERM if isinstance(stop, SIGTERMException) else stop.code
         raise SystemExit(code) from stop
 
@@ -217,18 +234,20 @@ def _fit(
 def _continue_interrupted_run(cfg: DictConfig) -> None:
     """``ckpt_path=last`` or ``ckpt_path=<run folder>``: continue from that run's last checkpoint.
     Training goes on in the run's own folder (one TensorBoard log, one set of checkpoints); a
-    test-only run (``train=false``) reads the checkpoint and writes into its own new folder."""
+    test-only run (``train=false``) reads the checkpoint and writes into its own new folder.
+
+    A job that SLURM requeued (or whose workers torchrun restarted) is back in its own folder:
+    it continues from that folder's last checkpoint by itself."""
     folder = resume_folder(cfg.get("ckpt_path"), Path(cfg.paths.log_dir) / cfg.task_name / "runs")
+    own = Path(cfg.paths.output_dir)
+    if cfg.get("ckpt_path") is None and cfg.get("train", True) and restarted_by_launcher():
+        folder = own if (own / LAST).is_file() else None
     if folder is None:
         return
     cfg.ckpt_path = str(folder / LAST)
     if cfg.get("train", True):
-        log.info(
-            "Resuming %s from %s (this command's own log stays in %s)",
-            folder,
-            LAST,
-            cfg.paths.output_dir,
-        )
+        where = "" if folder == own else f" (this command's own log stays in {own})"
+        log.info("Resuming %s from %s%s", folder, LAST, where)
         cfg.paths.output_dir = str(folder)
         _hide_logs_after(cfg, _logged_step(folder / LAST))
 

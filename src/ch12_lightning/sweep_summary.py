@@ -24,10 +24,15 @@ METRICS = ("val/acc_best", "val/acc", "test/acc", "test/loss")
 
 
 class SweepSummary(Callback):
-    """Writes ``summary.csv`` and ``summary.md`` into the sweep folder after every job."""
+    """Writes ``summary.csv`` and ``summary.md`` into the sweep folder after every job.
+
+    Where torchrun or srun runs the sweep in every process (each job one DDP run over all of
+    them), rank 0 writes it."""
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if config.hydra.mode != RunMode.MULTIRUN:
+        from ch12_lightning.cluster import is_rank_zero  # imports Lightning: jobs have it
+
+        if config.hydra.mode != RunMode.MULTIRUN or not is_rank_zero():
             return
         failed = job_return.status == JobStatus.FAILED
         # JobReturn keeps a failed job's exception where its return value would be.

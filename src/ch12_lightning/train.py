@@ -4,6 +4,8 @@ Composing configs must stay cheap (``--help`` and ``--cfg job`` never import tor
 training code is imported only once Hydra hands over a composed config.
 """
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
@@ -18,8 +20,9 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     from ch12_lightning.pipeline import run
+    from ch12_lightning.rank_failures import failures_reported
 
-    with input_errors_as_messages():
+    with input_errors_as_messages(), failures_reported(Path(cfg.paths.output_dir)):
         metrics = run(cfg, in_sweep=HydraConfig.get().mode == RunMode.MULTIRUN)
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None
