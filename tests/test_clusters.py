@@ -167,11 +167,12 @@ def fake_scontrol(tmp_path: Path) -> Path:
     return bin_dir
 
 
-def wait_for(path: Path, processes: list[subprocess.Popen], timeout: float = 120) -> None:
+def first_checkpoint(cwd: Path, processes: list[subprocess.Popen], timeout: float = 120) -> None:
+    """Wait until the run below ``cwd`` has finished its first epoch, its processes running."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear"
-        assert all(p.poll() is None for p in processes), "a task ended before the signal"
+    while not list(cwd.glob("outputs/train/runs/*/checkpoints/epoch_000.ckpt")):
+        assert time.monotonic() < deadline, "no epoch finished in time"
+        assert all(p.poll() is None for p in processes), "a process ended before the signal"
         time.sleep(0.05)
 
 
@@ -192,7 +193,7 @@ def test_requeued_slurm_job_resumes_in_its_folder(mnist_dir: Path, tmp_path: Pat
     tasks = srun(args, tmp_path, PATH=path)
     (tmp_path / "pids").write_text(" ".join(str(p.pid) for p in tasks))
     folder = tmp_path / "outputs" / "train" / "runs" / "slurm-4242.0"
-    wait_for(folder / "checkpoints" / "epoch_000.ckpt", tasks)
+    first_checkpoint(tmp_path, tasks)
     for task in tasks:  # SLURM's warning before the time limit (sbatch --signal=USR1@90)
         task.send_signal(signal.SIGUSR1)
     codes = finish(tasks, timeout=120)  # no hang: both tasks end
@@ -246,10 +247,7 @@ def test_killed_rank_is_reported_by_rank_zero(mnist_dir: Path, tmp_path: Path):
     args = [*torchrun("--standalone", "--nproc_per_node=2"), *ddp_args(mnist_dir, tmp_path),
             "dataset.batch_size=2", "trainer.max_epochs=20"]  # fmt: skip
     agent = start(args, tmp_path, clean_env(), tmp_path / "torchrun.log")
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob("outputs/train/runs/*/checkpoints/epoch_000.ckpt")):
-        assert time.monotonic() < deadline and agent.poll() is None
-        time.sleep(0.05)
+    first_checkpoint(tmp_path, [agent])
     rank_one = [p for p in _children(agent.pid) if _environ(p).get("RANK") == "1"]
     os.kill(rank_one[0], signal.SIGKILL)
     assert finish([agent], timeout=120) != [0]
@@ -301,3 +299,38 @@ def test_the_sbatch_script_trains_one_ddp_run(mnist_dir: Path, tmp_path: Path):
     folder = one_run(tmp_path)
     assert folder.name == "slurm-77.0"
     assert metrics(folder)["metrics"]["val/samples"] == 101
+
+
+@pytest.mark.parametrize("same_folder", [False, True])
+def test_nodes_started_by_hand_share_a_folder_or_stop(same_folder, mnist_dir, tmp_path):
+    # Lightning's own multi-node route: each node runs the command with NODE_RANK set.
+    port = free_port()
+    args = [*TRAIN, *ddp_args(mnist_dir, tmp_path), "trainer.devices=1", "trainer.num_nodes=2"]
+    if same_folder:
+        args.append(f"hydra.run.dir={tmp_path}/outputs/train/runs/by_hand")
+    nodes = [
+        start(args, tmp_path, clean_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                                        NODE_RANK=str(node)), tmp_path / f"node{node}.log")
+        for node in range(2)
+    ]  # fmt: skip
+    codes = finish(nodes, timeout=240)
+    if same_folder:
+        assert codes == [0, 0], logs(tmp_path)[-3000:]
+        assert metrics(one_run(tmp_path))["metrics"]["val/samples"] == 101
+    else:
+        assert codes[0] != 0 and codes[1] != 0
+        assert "The processes of this run write into different run folders" in logs(tmp_path)
+        assert "give every node the same hydra.run.dir=<folder>" in logs(tmp_path)
+
+
+def test_sigterm_to_torchrun_stops_one_run_with_one_resume_hint(mnist_dir, tmp_path):
+    args = [*torchrun("--standalone", "--nproc_per_node=2"), *ddp_args(mnist_dir, tmp_path),
+            "dataset.batch_size=2", "trainer.max_epochs=20"]  # fmt: skip
+    agent = start(args, tmp_path, clean_env(), tmp_path / "torchrun.log")
+    first_checkpoint(tmp_path, [agent])
+    agent.send_signal(signal.SIGTERM)  # torchrun passes it on to every worker
+    assert finish([agent], timeout=120) != [0]
+    folder = one_run(tmp_path)
+    hints = re.findall(r"Resume with ckpt_path=(\S+) ", logs(tmp_path))
+    assert hints == [str(folder)]
+    assert (folder / "checkpoints" / "last.ckpt").is_file()

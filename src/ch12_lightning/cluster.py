@@ -41,6 +41,11 @@ def external_environment() -> ClusterEnvironment | None:
     return None
 
 
+def on_slurm() -> bool:
+    """Whether SLURM started this process (as Lightning detects it)."""
+    return isinstance(external_environment(), SLURMEnvironment)
+
+
 def is_rank_zero() -> bool:
     """Whether this process is the run's rank 0, as its launcher says: torchrun and srun set the
     rank of every process; Lightning's launcher sets ``LOCAL_RANK`` in the children it starts
@@ -54,28 +59,38 @@ def is_rank_zero() -> bool:
 def run_name(own_stamp: str) -> str:
     """The name of this run's folder, the same in every process of the run.
 
-    ``own_stamp`` is this process's own timestamp (Hydra's ``${now:}``). On SLURM the folder is
-    named after the job (and job step), so a requeued job finds its folder again; under
-    torchrun rank 0's timestamp is shared through the store torchrun runs for its workers (the
-    first name published stays, so a restarted worker group keeps its folder).
+    ``own_stamp`` is this process's own timestamp (Hydra's ``${now:}``). Under srun the folder
+    is named after the job and its step: every ``srun`` of a job script is a step of its own,
+    and a requeued job runs the same steps again, so it finds its folders again. A command the
+    job script runs without srun (one task, SLURM's batch step) keeps its timestamp, as several
+    such commands in one script would otherwise share a folder. Under torchrun rank 0's
+    timestamp is shared through the store torchrun runs for its workers (the first name
+    published stays, so a restarted worker group keeps its folder).
     """
     environment = external_environment()
-    if isinstance(environment, SLURMEnvironment):
-        return _slurm_job_name()
+    if isinstance(environment, SLURMEnvironment) and _slurm_step() is not None:
+        return f"slurm-{_slurm_job()}.{_slurm_step()}"
     if isinstance(environment, TorchElasticEnvironment) and environment.world_size() > 1:
         return _shared_through_torchrun(own_stamp, environment.global_rank())
     return own_stamp
 
 
-def _slurm_job_name() -> str:
+def _slurm_job() -> str:
+    """The job's id as ``scontrol`` takes it (``<array job>_<task>`` for an array's task)."""
     array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
-    job = (
-        f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}"
-        if array_job
-        else os.environ.get("SLURM_JOB_ID", "unknown")
-    )
-    step = os.environ.get("SLURM_STEP_ID")
-    return f"slurm-{job}" + (f".{step}" if step else "")
+    if array_job:
+        return f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return os.environ["SLURM_JOB_ID"]
+
+
+# SLURM numbers its special steps (batch script, extern, interactive) from 0xFFFFFFF0 up.
+SPECIAL_STEPS = 0xFFFFFFF0
+
+
+def _slurm_step() -> str | None:
+    """The id of the srun step this process belongs to, or None in the job script itself."""
+    step = os.environ.get("SLURM_STEP_ID", "")
+    return step if step.isdigit() and int(step) < SPECIAL_STEPS else None
 
 
 @functools.cache
@@ -173,7 +188,7 @@ def _note_sigterm(trainer: L.Trainer, signum: int, _: FrameType | None) -> None:
 
 def _requeue(rank: int, signum: int, _: FrameType | None) -> None:
     if rank == 0:
-        job = _slurm_job_name().removeprefix("slurm-").split(".")[0]
+        job = _slurm_job()
         log.warning("SLURM signal %d (time limit near): requeueing job %s", signum, job)
         try:
             subprocess.Popen(["scontrol", "requeue", job])

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ch12_lightning.cluster import (
     OneRunFolder,
     SignalsWithoutCollectives,
-    external_environment,
+    on_slurm,
     process_count_mismatch,
     restarted_by_launcher,
 )
@@ -225,7 +225,7 @@ def _fit(
                 "Resume with ckpt_path=%s (or ckpt_path=last)%s.",
                 trainer.current_epoch + 1,
                 output_dir,
-                "; a requeued SLURM job resumes by itself" if external_environment() else "",
+                "; a requeued SLURM job resumes by itself" if on_slurm() else "",
             )
         code = 128 + signal.SIGTERM if isinstance(stop, SIGTERMException) else stop.code
         raise SystemExit(code) from stop

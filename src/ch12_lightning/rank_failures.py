@@ -4,9 +4,10 @@ When one process of a DDP run fails, the others learn only that a peer went away
 "Connection closed by peer"), or torchrun stops them; rank 0's message then says nothing of the
 cause. Each failing rank other than 0 leaves a one-line report in the run folder, which every
 rank shares, and logs it (all ranks log into the run's ``train.log``); rank 0 gathers the reports
-into its own message. A rank killed outright (kill -9, the out-of-memory killer) leaves none, and
-rank 0 says so: the launcher's summary (torchrun's "Root Cause", SLURM's job state) names it.
-Under torchrun the exception also goes into the error file torchrun reads for that summary.
+into its message when a peer's failure stopped it (its own errors Hydra prints anyway). A rank
+killed outright (kill -9, the out-of-memory killer) leaves none, and rank 0 says so: the
+launcher's summary (torchrun's "Root Cause", SLURM's job state) names it. Under torchrun the
+exception also goes into the error file torchrun reads for that summary.
 """
 
 import logging
@@ -76,8 +77,6 @@ def _report(err: Exception, rank: int, world: int, run_folder: Path, since: floa
             world,
             what,
         )
-    else:
-        log.error("Rank 0 of %d failed: %s", world, what)
 
 
 def _lost_a_peer(err: Exception) -> bool:
