@@ -163,8 +163,9 @@ def _refuse_script_ddp_in_sweep(trainer: L.Trainer) -> None:
             "DDP that re-runs the command line (strategy ddp: accelerator=ddp or ddp_cpu) cannot "
             "run inside a sweep (-m): every extra rank would start the whole sweep again. Use "
             "accelerator=ddp_spawn or accelerator=ddp_cpu_spawn in sweeps, run one DDP job at a "
-            "time without -m, or launch the sweep on SLURM (launcher=submitit_slurm), which "
-            "starts each rank itself."
+            "time without -m, or let torchrun or SLURM start the ranks (torchrun ... -m "
+            "ch12_lightning.train -m ..., srun, or launcher=submitit_slurm): each of their "
+            "processes runs the sweep as one rank of every job."
         )
 
 
