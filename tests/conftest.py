@@ -3,6 +3,7 @@
 import gzip
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +24,34 @@ def write_idx(path: Path, array: np.ndarray) -> None:
         f.write(header + array.astype(np.uint8).tobytes())
 
 
+def write_mnist(
+    root: Path,
+    sizes: tuple[int, int],
+    digits: Callable[[np.ndarray], np.ndarray],
+    rng: np.random.Generator,
+) -> Path:
+    """The four MNIST archives in ``root/MNIST/raw``: ``sizes`` train and test labels drawn
+    from ``rng``, their images made by ``digits`` from the labels."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in zip(("train", "t10k"), sizes, strict=True):
+        labels = rng.integers(0, 10, n)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte.gz", digits(labels))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
 def make_mnist(root: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:
     """MNIST-format archives whose digits are learnable: class k lights up row band k."""
     rng = np.random.default_rng(seed)
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        labels = rng.integers(0, 10, n)
-        images = rng.integers(0, 60, (n, 28, 28))
+
+    def bands(labels: np.ndarray) -> np.ndarray:
+        images = rng.integers(0, 60, (len(labels), 28, 28))
         for i, label in enumerate(labels):
             images[i, 2 * label + 4 : 2 * label + 6, 4:24] = 255
-        write_idx(raw / f"{prefix}-images-idx3-ubyte.gz", images)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", labels)
-    return root
+        return images
+
+    return write_mnist(root, (n_train, n_test), bands, rng)
 
 
 @pytest.fixture(scope="session")

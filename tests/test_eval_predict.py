@@ -3,6 +3,7 @@ in-process where only the library's answer matters (bad input, a CelebA run)."""
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -21,10 +22,10 @@ from ch12_lightning import config_dir
 from ch12_lightning.data.celeba import picture_transform
 from ch12_lightning.data.mnist import MNISTDataModule
 from ch12_lightning.errors import ConfigError, InputError
-from ch12_lightning.evaluation import evaluate
-from ch12_lightning.exporting import export_model
 from ch12_lightning.models.classifier import MLPClassifier
-from ch12_lightning.prediction import predict_files
+from ch12_lightning.trained.evaluate import evaluate
+from ch12_lightning.trained.export import export_model
+from ch12_lightning.trained.predict import predict_files
 from tests.celeba_tree import make_celeba
 from tests.test_cli import quick, run_folders, train
 
@@ -165,14 +166,16 @@ def test_predict_any_image_mode_and_size(trained: Path, mnist_dir: Path, tmp_pat
     gray.convert("P").save(images / "palette_28.png")
     Image.fromarray(_digit(3)).convert("RGB").resize((56, 56)).save(images / "rgb_56.png")
     Image.fromarray(_digit(7)).resize((40, 33)).save(images / "gray_40x33.jpg", quality=95)
-    (images / "notes.txt").write_text("not an image: skipped")
-    result = command(
-        "predict", f"ckpt_path={trained}", f"inputs={images}", "output_csv=p.csv", cwd=tmp_path
-    )
+    (images / "notes.txt").write_text("not an image: counted, not predicted")
+    # preprocess=none: resized only, as these are already in MNIST's form (tests/test_pictures.py
+    # covers the default, which brings any picture to that form).
+    result = command("predict", f"ckpt_path={trained}", f"inputs={images}", "output_csv=p.csv",
+                     "preprocess=none", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "1 other files in the folders skipped, not pictures (notes.txt)" in result.stdout
 
-    lines = [line for line in result.stdout.splitlines() if line.startswith(str(images))]
-    printed = {Path(line.rsplit(": ", 1)[0]).name: line.rsplit(": ", 1)[1] for line in lines}
+    answer = re.compile(rf"^{re.escape(str(images))}/(\S+): (\S+ \([0-9.]+, [a-z ]+\))")
+    printed = dict(m.groups() for m in map(answer.match, result.stdout.splitlines()) if m)
     assert sorted(printed) == sorted(p.name for p in images.glob("*.*") if p.suffix != ".txt")
     with open(tmp_path / "p.csv", newline="") as f:
         rows = {Path(row["image"]).name: row for row in csv.DictReader(f)}
@@ -181,7 +184,7 @@ def test_predict_any_image_mode_and_size(trained: Path, mnist_dir: Path, tmp_pat
         assert row["class"] in [str(k) for k in range(10)]
         probability = float(row["probability"])
         assert 0.0 <= probability <= 1.0
-        assert printed[name] == f"{row['class']} ({probability:.4f})"
+        assert printed[name] == f"{row['class']} ({probability:.4f}, {row['confidence']})"
         assert sum(float(row[f"p_{k}"]) for k in range(10)) == pytest.approx(1.0, abs=1e-5)
 
     # The gray 28x28 digit is the run's own test tensor, bit for bit: the probability is the
@@ -204,7 +207,7 @@ def test_predict_names_an_empty_folder_a_missing_file_and_a_broken_image(
     for inputs, message in (
         (empty, f"inputs={empty} is not valid: the folder {empty} holds no image files"),
         (f"[{gone}]", f"inputs={gone} is not valid: no such file or folder"),
-        (broken, f"Cannot read image {broken}: cannot identify image file"),
+        (broken, "1 of 1 pictures could not be read (listed above); the others were predicted"),
     ):
         config = _config("predict", tmp_path, f"ckpt_path={trained}", f"inputs={inputs}")
         with pytest.raises(InputError) as err:

@@ -14,7 +14,7 @@ from ch12_lightning.cli import input_errors_as_messages
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Evaluate one checkpoint: print the metrics, write them to this command's folder."""
-    from ch12_lightning.evaluation import evaluate
+    from ch12_lightning.trained.evaluate import evaluate
 
     with input_errors_as_messages():
         evaluate(cfg)

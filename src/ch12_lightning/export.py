@@ -14,7 +14,7 @@ from ch12_lightning.cli import input_errors_as_messages
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="export")
 def main(cfg: DictConfig) -> None:
     """Export one checkpoint's model to a .pt2 file and print its path."""
-    from ch12_lightning.exporting import export_run
+    from ch12_lightning.trained.export import export_run
 
     with input_errors_as_messages():
         export_run(cfg)

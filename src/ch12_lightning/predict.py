@@ -14,7 +14,7 @@ from ch12_lightning.cli import input_errors_as_messages
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
 def main(cfg: DictConfig) -> None:
     """Predict the class of each image; print them and write the CSV."""
-    from ch12_lightning.prediction import predict_files
+    from ch12_lightning.trained.predict import predict_files
 
     with input_errors_as_messages():
         predict_files(cfg)

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ch12_lightning.errors import ConfigError, invalid
 from ch12_lightning.pipeline import build_trainer, prepare
-from ch12_lightning.trained import load_run
+from ch12_lightning.trained.run import load_run
 from ch12_lightning.utils import write_json_atomic
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from torch import Tensor, nn
 
 from ch12_lightning.errors import ConfigError, invalid
 from ch12_lightning.pipeline import prepare
-from ch12_lightning.prediction import image_format
-from ch12_lightning.trained import load_run
+from ch12_lightning.trained.predict import image_format
+from ch12_lightning.trained.run import load_run
 from ch12_lightning.utils import atomic_path
 
 log = logging.getLogger(__name__)

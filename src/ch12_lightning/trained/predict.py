@@ -1,0 +1,263 @@
+"""Class predictions for the pictures people have, prepared as the run's training data was.
+
+Each file is decoded by ``pictures.open_picture`` (EXIF orientation, first frame, 16-bit and
+float levels, transparency), then, with ``preprocess=auto`` (the default), brought to the form of
+the run's data set: an MNIST digit (``pictures.mnist_form``) or an aligned CelebA face's aspect
+ratio (``pictures.celeba_form``); ``preprocess=none`` only resizes, for pictures already in that
+form. Then the run's own arithmetic: for MNIST gray, 28x28, scaled to [0, 1] and normalized with
+the run's mean and std; for CelebA the data module's ``picture_transform``. The model's
+``probabilities`` turns its logits into class probabilities (softmax, or a sigmoid for a single
+logit), as the chapter does at inference time, and each is put in words.
+"""
+
+import csv
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from PIL import Image
+from torch import Tensor
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from ch12_lightning.data.celeba import CelebADataModule
+from ch12_lightning.data.mnist import IMAGE_SHAPE, MNISTDataModule
+from ch12_lightning.errors import ConfigError, InputError, invalid
+from ch12_lightning.pipeline import prepare
+from ch12_lightning.trained.pictures import (
+    Picture,
+    UnreadablePicture,
+    celeba_form,
+    mnist_form,
+    open_picture,
+    small_picture_note,
+)
+from ch12_lightning.trained.run import load_run
+from ch12_lightning.utils import atomic_path
+
+log = logging.getLogger(__name__)
+
+# File name endings PIL can open, e.g. ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp".
+IMAGE_SUFFIXES = frozenset(Image.registered_extensions())
+PREPROCESS = ("auto", "none")
+ON_ERROR = ("fail", "skip")
+# Below this probability an answer is marked as one to check (for 10 classes chance is 0.1).
+LOW_CONFIDENCE = 0.8
+CONFIDENCE_WORDS = ((0.95, "very sure"), (LOW_CONFIDENCE, "fairly sure"), (0.5, "unsure"))
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """What the model takes: a (C, H, W) tensor, made from a ``Picture`` by ``prepare``
+    (``preprocess`` as the command line says), which also returns what it did, in words."""
+
+    shape: tuple[int, int, int]
+    prepare: Callable[[Picture, str], tuple[Tensor, tuple[str, ...]]]
+    mean: float
+    std: float
+
+
+def image_format(datamodule: L.LightningDataModule) -> ImageFormat:
+    """The input format of a run, from its data module's settings."""
+    if isinstance(datamodule, CelebADataModule):
+        size, transform = datamodule.image_size, datamodule.transform()
+
+        def prepare_face(picture: Picture, preprocess: str) -> tuple[Tensor, tuple[str, ...]]:
+            image, notes = celeba_form(picture) if preprocess == "auto" else (picture.image, ())
+            small = small_picture_note(picture, size, "a face at this run's size")
+            return transform(image), (*notes, *([small] if small else []))
+
+        return ImageFormat((datamodule.channels, size, size), prepare_face, datamodule.mean,
+                           datamodule.std)  # fmt: skip
+    if isinstance(datamodule, MNISTDataModule):
+        mean, std = datamodule.mean, datamodule.std
+        resized = mnist_transform(mean, std)
+
+        def prepare_digit(picture: Picture, preprocess: str) -> tuple[Tensor, tuple[str, ...]]:
+            small = small_picture_note(picture, 8, "a digit")
+            if preprocess == "none":
+                return resized(picture.image), (small,) if small else ()
+            digit, notes = mnist_form(picture)
+            levels = torch.from_numpy(np.rint(digit * 255) / 255).float()[None]  # as uint8 / 255
+            return levels.sub_(mean).div_(std), (*notes, *([small] if small else []))
+
+        return ImageFormat(IMAGE_SHAPE, prepare_digit, mean, std)
+    raise ConfigError(
+        f"Images cannot be prepared for a run of {type(datamodule).__name__}: only MNIST and "
+        "CelebA runs are known to predict and export."
+    )
+
+
+def mnist_transform(mean: float, std: float) -> Callable[[Image.Image], Tensor]:
+    """A picture as ``MNISTDataModule`` prepares a digit, resized only: gray, 28x28, uint8
+    scaled by the same float32 operations (a 28x28 gray picture of a digit gives its training
+    tensor bit for bit)."""
+    resize = v2.Resize(IMAGE_SHAPE[1:], antialias=True)
+
+    def transform(picture: Image.Image) -> Tensor:
+        pixels = resize(F.pil_to_tensor(picture.convert("L")))
+        return pixels.float().div_(255).sub_(mean).div_(std)
+
+    return transform
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The picture files to predict, and the other files found in the folders given."""
+
+    files: list[Path]
+    others: list[Path]
+
+
+def image_files(inputs: str | Sequence[str]) -> Inputs:
+    """The image files named by ``inputs``: files, and the image files directly in folders
+    (by name ending, sorted); the folders' other files are counted, not silently passed over.
+    A missing path or a folder without images is an error."""
+    names = [inputs] if isinstance(inputs, str | Path) else list(inputs or [])
+    if not names:
+        raise ConfigError(invalid("inputs", inputs, "give image files or a folder of images"))
+    found = Inputs([], [])
+    for name in names:
+        path = Path(name).expanduser()
+        if path.is_dir():
+            entries = sorted(p for p in path.iterdir() if p.is_file())
+            pictures = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
+            if not pictures:
+                reason = f"the folder {path} holds no image files (.png, .jpg, ... as PIL reads)"
+                raise ConfigError(invalid("inputs", name, reason))
+            found.files.extend(pictures)
+            found.others.extend(p for p in entries if p not in pictures)
+        elif path.is_file():
+            found.files.append(path)
+        else:
+            raise ConfigError(invalid("inputs", name, "no such file or folder"))
+    return found
+
+
+@dataclass(frozen=True)
+class Prediction:
+    path: Path
+    class_name: str
+    probability: float
+    probabilities: tuple[float, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def confidence(self) -> str:
+        """How sure the model is, in words."""
+        return next((w for floor, w in CONFIDENCE_WORDS if self.probability >= floor), "guessing")
+
+    @property
+    def low_confidence(self) -> bool:
+        return self.probability < LOW_CONFIDENCE
+
+    def line(self) -> str:
+        mark = " <- low confidence: check it" if self.low_confidence else ""
+        notes = f" [{'; '.join(self.notes)}]" if self.notes else ""
+        answer = f"{self.class_name} ({self.probability:.4f}, {self.confidence})"
+        return f"{self.path}: {answer}{mark}{notes}"
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    path: Path
+    reason: str
+
+
+def predict(
+    model: L.LightningModule,
+    files: Sequence[Path],
+    input_format: ImageFormat,
+    batch_size: int = 256,
+    preprocess: str = "auto",
+) -> Iterator[Prediction | Unreadable]:
+    """The most probable class of each file, with its probability, a batch at a time; a file
+    that cannot be read is reported as ``Unreadable`` and the others are predicted."""
+    class_names = list(model.hparams.class_names)
+    for start in range(0, len(files), batch_size):
+        prepared: list[tuple[Path, Tensor, tuple[str, ...]]] = []
+        for path in files[start : start + batch_size]:
+            try:
+                picture = open_picture(path)
+            except UnreadablePicture as err:
+                yield Unreadable(path, str(err))
+                continue
+            tensor, notes = input_format.prepare(picture, preprocess)
+            prepared.append((path, tensor, (*picture.notes, *notes)))
+        if not prepared:
+            continue
+        inputs = torch.stack([tensor for _, tensor, _ in prepared])
+        with torch.inference_mode():
+            probabilities = model.probabilities(model(inputs.to(model.device))).cpu()
+        for (path, _, notes), row in zip(prepared, probabilities, strict=True):
+            best = int(row.argmax())
+            yield Prediction(path, class_names[best], float(row[best]), tuple(row.tolist()), notes)
+
+
+def write_csv(path: str | Path, predictions: Sequence[Prediction], class_names: list[str]) -> None:
+    """One row per image: file, predicted class, its probability in numbers and words, what was
+    done to the picture, every class's probability."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        header = ["image", "class", "probability", "confidence", "notes"]
+        writer.writerow([*header, *(f"p_{n}" for n in class_names)])
+        for p in predictions:
+            writer.writerow([str(p.path), p.class_name, p.probability, p.confidence,
+                             "; ".join(p.notes), *p.probabilities])  # fmt: skip
+
+
+def predict_files(cfg: DictConfig) -> list[Prediction]:
+    """Predict ``cfg.inputs`` with ``cfg.ckpt_path``: print a line per image and, with
+    ``cfg.output_csv``, write the CSV. Files that cannot be read are listed after the others
+    have been predicted; they fail the command unless ``on_error=skip``."""
+    _check_options(cfg)
+    inputs = image_files(cfg.inputs)
+    run = load_run(cfg)
+    prepare(run.config)
+    datamodule = run.datamodule()
+    model = run.model(datamodule)
+    results = list(predict(model, inputs.files, image_format(datamodule), cfg.batch_size,
+                           cfg.preprocess))  # fmt: skip
+    predictions = [r for r in results if isinstance(r, Prediction)]
+    unreadable = [r for r in results if isinstance(r, Unreadable)]
+    for p in predictions:
+        print(p.line())
+    for bad in unreadable:
+        print(f"{bad.path}: cannot be read ({bad.reason})")
+    if cfg.get("output_csv"):
+        write_csv(cfg.output_csv, predictions, list(model.hparams.class_names))
+    print(_summary(predictions, unreadable, inputs.others, cfg.get("output_csv")))
+    if unreadable and cfg.on_error == "fail":
+        raise InputError(
+            f"{len(unreadable)} of {len(inputs.files)} pictures could not be read (listed "
+            "above); the others were predicted. Set on_error=skip to exit with status 0 anyway."
+        )
+    return predictions
+
+
+def _check_options(cfg: DictConfig) -> None:
+    if not (isinstance(cfg.batch_size, int) and cfg.batch_size > 0):
+        raise ConfigError(invalid("batch_size", cfg.batch_size, "must be a positive integer"))
+    for key, valid in (("preprocess", PREPROCESS), ("on_error", ON_ERROR)):
+        if cfg.get(key) not in valid:
+            raise ConfigError(invalid(key, cfg.get(key), f"must be one of {', '.join(valid)}"))
+
+
+def _summary(
+    predictions: list[Prediction], unreadable: list[Unreadable], others: list[Path], csv_path
+) -> str:
+    low = sum(p.low_confidence for p in predictions)
+    parts = [f"{len(predictions)} pictures predicted ({low} with low confidence, below "
+             f"{LOW_CONFIDENCE})"]  # fmt: skip
+    if unreadable:
+        parts.append(f"{len(unreadable)} could not be read")
+    if others:
+        names = ", ".join(p.name for p in others[:5]) + (", ..." if len(others) > 5 else "")
+        parts.append(f"{len(others)} other files in the folders skipped, not pictures ({names})")
+    written = f"; written to {csv_path}" if csv_path else ""
+    return "; ".join(parts) + written
