@@ -150,7 +150,7 @@ def test_ddp_sweep_on_slurm_runs_each_job_across_the_tasks(mnist_dir: Path, tmp_
     assert finish(srun(args, tmp_path)) == [0, 0], logs(tmp_path)[-3000:]
     (sweep,) = run_folders(tmp_path, kind="multiruns")
     assert sweep.name == "slurm-4242.0"
-    for job in ("0", "1"):
+    for job in ("0_optimizer=sgd", "1_optimizer=adam"):
         assert metrics(sweep / job)["metrics"]["val/samples"] == 101
     assert (sweep / "summary.csv").read_text().count("completed") == 2
 

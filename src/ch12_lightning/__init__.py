@@ -18,15 +18,23 @@ def _output_subdir() -> str | None:
     return output_subdir()
 
 
+def _job_folder(*args: object) -> str:
+    from ch12_lightning.sweep_names import job_folder
+
+    return job_folder(*args)
+
+
 # The configs resolve folders against the working directory with ${ch12.cwd:}. Hydra's own
 # ${hydra:runtime.cwd} cannot serve: sweepers resolve hydra.sweep.dir before a job exists.
 # ${ch12.run_name:<stamp>} names a run or sweep folder the same in every process of a run
 # started by torchrun or srun. Cached, as Hydra's ${now:} is, so that a sweep's jobs (submitit
 # copies the sweep's resolver cache into each job) see the name the sweep chose.
+# ${ch12.job_folder:...} names a sweep's job folder by what the sweep varies.
 OMEGACONF_RESOLVERS = {
     "ch12.cwd": (os.getcwd, False),
     "ch12.run_name": (_run_name, True),
     "ch12.output_subdir": (_output_subdir, False),
+    "ch12.job_folder": (_job_folder, False),
 }
 for _name, (_resolver, _cached) in OMEGACONF_RESOLVERS.items():
     OmegaConf.register_new_resolver(_name, _resolver, replace=True, use_cache=_cached)

@@ -97,6 +97,10 @@ class MLPModule(L.LightningModule):
         """The metrics logged per epoch as ``<stage>/<name>``."""
         return {"loss": self.mean_loss[f"{stage}_loss"]}
 
+    def stage_metric_names(self) -> list[str]:
+        """What is measured per epoch in every stage (``train/<name>``, ``val/<name>``, ...)."""
+        return list(self._stage_metrics("train"))
+
     def _log_stage(self, stage: str) -> None:
         """Hand Lightning the stage's metric objects; it computes each over its whole state at
         epoch end (and resets it)."""
