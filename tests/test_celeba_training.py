@@ -8,6 +8,8 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from ch12_lightning.callbacks.pictures import COLUMNS, TILE
+from ch12_lightning.callbacks.publish import DISPLAY_WIDTH
 from ch12_lightning.pipeline import run
 from tests.celeba_tree import make_celeba
 from tests.conftest import REAL_DATA, compose_config, with_output_dir
@@ -61,9 +63,11 @@ def test_misclassified_grid_shows_wrong_predictions(celeba_overrides: list[str],
     metrics = run(compose_config(overrides))
     assert metrics["test/acc"] < 1.0
     wrong = round((1 - metrics["test/acc"]) * 14)  # 7 + 7 test images
+    rows = (wrong + COLUMNS - 1) // COLUMNS
     with Image.open(tmp_path / "run" / "misclassified.png") as grid:
-        columns = min(8, wrong)
-        assert grid.size == (96 * columns, 126 * ((wrong + 7) // 8))
+        # As wide as TensorBoard shows it; a row of TILE-pixel images and captions per 3.
+        assert grid.width == DISPLAY_WIDTH and grid.height % rows == 0
+        assert TILE < grid.height // rows <= TILE + 50
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
     assert "test/misclassified" in events.Tags()["images"]

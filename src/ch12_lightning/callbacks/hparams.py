@@ -4,14 +4,11 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from ch12_lightning.callbacks.publish import tensorboards
+
 TITLES = {"acc": "accuracy"}
-
-
-def tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
-    return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
 
 
 def plain_hparams(params: dict[str, Any], prefix: str = "") -> dict[str, bool | int | float | str]:

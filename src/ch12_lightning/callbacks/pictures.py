@@ -6,52 +6,70 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
-import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from ch12_lightning.callbacks.steps import logged_step
+from ch12_lightning.callbacks.publish import DISPLAY_WIDTH, logged_step, publish_picture
+from ch12_lightning.utils import atomic_path
 
 log = logging.getLogger(__name__)
 
-TILE = 96  # pixels per image side in the grid
-CAPTION = 30  # pixels of caption below each image
+COLUMNS = 3  # cells of DISPLAY_WIDTH // COLUMNS pixels: room for a caption such as "pred male"
+TILE = 96  # the largest side of an image in the grid, in pixels
+FONT_SIZE = 13  # pixels: readable at the size TensorBoard shows the grid
+MARGIN = 4
 
 
 def _to_pil(image: Tensor) -> Image.Image:
-    """A normalized (C, H, W) tensor, rescaled to its own range, as an RGB picture of TILE px."""
+    """A normalized (C, H, W) tensor, rescaled to its own range, as an RGB picture at most TILE
+    pixels a side: enlarged by a whole factor (pixels stay square) or reduced smoothly."""
     image = image.float()
     image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-8)
     array = (image * 255).round().byte().permute(1, 2, 0).numpy()
-    picture = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
-    return picture.convert("RGB").resize((TILE, TILE), Image.Resampling.NEAREST)
+    picture = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).convert("RGB")
+    side = max(picture.size)
+    if side > TILE:
+        scale = TILE / side
+        size = (round(picture.width * scale), round(picture.height * scale))
+        return picture.resize(size, Image.Resampling.LANCZOS)
+    factor = TILE // side
+    size = (picture.width * factor, picture.height * factor)
+    return picture.resize(size, Image.Resampling.NEAREST)
 
 
-def captioned_grid(images: list[Tensor], captions: list[str], columns: int = 8) -> Image.Image:
-    """Images in rows of ``columns``, each with its (two-line) caption underneath."""
-    columns = min(columns, len(images))
-    rows = (len(images) + columns - 1) // columns
-    grid = Image.new("RGB", (columns * TILE, rows * (TILE + CAPTION)), "white")
+def _fitted(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
+    """``text``, shortened with an ellipsis where it is wider than ``width`` pixels."""
+    while len(text) > 1 and draw.textlength(text, font=font) > width:
+        text = text[:-2] + "…"
+    return text
+
+
+def captioned_grid(images: list[Tensor], captions: list[tuple[str, str]]) -> Image.Image:
+    """Images in rows of ``COLUMNS``, each with a two-line caption underneath, DISPLAY_WIDTH
+    pixels wide so that TensorBoard shows it pixel for pixel."""
+    font = ImageFont.load_default(size=FONT_SIZE)
+    tiles = [_to_pil(image) for image in images]
+    cell_width = DISPLAY_WIDTH // COLUMNS
+    cell_height = max(tile.height for tile in tiles) + 2 * (FONT_SIZE + 2) + 2 * MARGIN
+    rows = (len(tiles) + COLUMNS - 1) // COLUMNS
+    grid = Image.new("RGB", (DISPLAY_WIDTH, rows * cell_height), "white")
     draw = ImageDraw.Draw(grid)
-    for index, (image, caption) in enumerate(zip(images, captions, strict=True)):
-        x, y = (index % columns) * TILE, (index // columns) * (TILE + CAPTION)
-        grid.paste(_to_pil(image), (x, y))
-        draw.multiline_text((x + 3, y + TILE + 2), caption, fill="black", spacing=1)
+    for index, (tile, lines) in enumerate(zip(tiles, captions, strict=True)):
+        x, y = (index % COLUMNS) * cell_width, (index // COLUMNS) * cell_height
+        grid.paste(tile, (x + (cell_width - tile.width) // 2, y + MARGIN))
+        for number, line in enumerate(lines):
+            text = _fitted(draw, line, font, cell_width - 2 * MARGIN)
+            top = y + MARGIN + tile.height + 2 + number * (FONT_SIZE + 2)
+            draw.text((x + cell_width // 2, top), text, fill="black", font=font, anchor="ma")
     return grid
-
-
-def _tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
-    return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
 
 
 class MisclassifiedImages(Callback):
     """At test end, a grid of test images the model got wrong: true label, predicted label and
     the predicted probability. Uses the ``probabilities`` that ``test_step`` returns."""
 
-    def __init__(self, dirpath: str, max_images: int = 32, filename: str = "misclassified.png"):
+    def __init__(self, dirpath: str, max_images: int = 21, filename: str = "misclassified.png"):
         self.path = Path(dirpath) / filename
         self.max_images = max_images
         self._found: list[tuple[Tensor, int, int, float]] = []
@@ -83,19 +101,13 @@ class MisclassifiedImages(Callback):
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or not self._found:
             return
-        names = pl_module.hparams.get("class_names") or {}
+        names = pl_module.hparams.class_names  # a classifier's: its data's, or "0", "1", ...
         captions = [
-            f"true: {names[true]}\npred: {names[pred]} {prob:.2f}"
-            if names
-            else f"true: {true}\npred: {pred} {prob:.2f}"
+            (f"true {names[true]}", f"pred {names[pred]} {prob:.2f}")
             for _, true, pred, prob in self._found
         ]
         grid = captioned_grid([image for image, *_ in self._found], captions)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        grid.save(self.path)
-        picture = torch.from_numpy(np.array(grid)).permute(2, 0, 1)  # CHW, as add_image expects
-        for logger in _tensorboards(trainer):
-            logger.experiment.add_image("test/misclassified", picture, logged_step(trainer))
+        publish_picture(trainer, grid, self.path, "test/misclassified", logged_step(trainer))
         log.info("%d misclassified test images: %s", len(self._found), self.path)
 
 
@@ -154,8 +166,8 @@ class LearningCurves(Callback):
         figure.suptitle("Learning curves")
         # Fixed margins (in inches) instead of tight_layout, which draws the figure once more.
         figure.subplots_adjust(left=0.8 / width, right=1 - 0.2 / width, bottom=0.13, top=0.88)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(self.path, dpi=100)
+        with atomic_path(self.path) as tmp:
+            figure.savefig(tmp, dpi=100, format="png")
         log.info("Learning curves: %s", self.path)
 
     def state_dict(self) -> dict[str, Any]:

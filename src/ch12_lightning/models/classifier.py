@@ -6,7 +6,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from ch12_lightning.errors import ConfigError, invalid
 from ch12_lightning.models.module import STAGES, MLPModule, plain_hparams
@@ -17,7 +17,8 @@ LOSSES = ("cross_entropy", "bce_with_logits")
 class MLPClassifier(MLPModule):
     """Logits, one per class with cross-entropy, or for two classes optionally a single logit
     with ``BCEWithLogitsLoss`` (``loss="bce_with_logits"``). Accuracy overall and within each
-    class (``val/acc_<class name>``); ``val/acc_best`` is the best epoch's accuracy."""
+    class (``val/acc_<class name>``, from the split's confusion matrix, which callbacks draw:
+    ``confusion_matrices``); ``val/acc_best`` is the best epoch's accuracy."""
 
     task = "classification"
     best_of = "acc"
@@ -60,15 +61,16 @@ class MLPClassifier(MLPModule):
                 for stage in STAGES
             }
         )
-        # Accuracy within each class (recall), on validation and test only.
-        self.class_accuracy = nn.ModuleDict(
+        # Validation and test: counts of (true class, predicted class) over the whole split,
+        # summed over processes. Accuracy within each class (recall) is their diagonal share.
+        self.confusion = nn.ModuleDict(
             {
-                f"{stage}_class_acc": MulticlassAccuracy(
-                    num_classes, average=None, validate_args=False
-                )
+                f"{stage}_confusion": MulticlassConfusionMatrix(num_classes, validate_args=False)
                 for stage in ("val", "test")
             }
         )
+        # The latest evaluation's matrix per stage (rows: true class), for callbacks to draw.
+        self.confusion_matrices: dict[str, Tensor] = {}
 
     def probabilities(self, logits: Tensor) -> Tensor:
         """Class probabilities (N, num_classes) from the network's logits."""
@@ -97,7 +99,7 @@ class MLPClassifier(MLPModule):
         predictions = self._predictions(outputs)
         self.accuracy[f"{stage}_acc"].update(predictions, targets)
         if stage != "train":
-            self.class_accuracy[f"{stage}_class_acc"].update(predictions, targets)
+            self.confusion[f"{stage}_confusion"].update(predictions, targets)
 
     def _stage_metrics(self, stage: str) -> dict[str, Metric]:
         return super()._stage_metrics(stage) | {"acc": self.accuracy[f"{stage}_acc"]}
@@ -108,10 +110,13 @@ class MLPClassifier(MLPModule):
         return {"probabilities": self.probabilities(logits).detach()}
 
     def _log_class_accuracy(self, stage: str) -> None:
-        metric = self.class_accuracy[f"{stage}_class_acc"]
-        for name, value in zip(self.hparams.class_names, metric.compute(), strict=True):
-            self.log(f"{stage}/acc_{name}", value)
+        metric = self.confusion[f"{stage}_confusion"]
+        matrix = metric.compute()
         metric.reset()
+        self.confusion_matrices[stage] = matrix.cpu()
+        recall = matrix.diag() / matrix.sum(dim=1).clamp_min(1)  # 0 for a class absent here
+        for name, value in zip(self.hparams.class_names, recall.float(), strict=True):
+            self.log(f"{stage}/acc_{name}", value)
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
