@@ -1,4 +1,5 @@
-"""A table of every job of a sweep, best first, kept up to date in the sweep folder.
+"""Tables of a sweep, best first, kept up to date in the sweep folder: every job, and every
+setting with the mean and spread of its jobs over seeds.
 
 Registered as a Hydra callback (``hydra.callbacks`` in conf/train.yaml). Each job, when it ends,
 records its overrides, status and error in ``<job>/job.json``; then the table is rebuilt from all
@@ -10,6 +11,7 @@ when a failed job makes the sweep exit with an error. Imports no torch: it runs 
 import csv
 import io
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,9 @@ METRICS = ("val/acc_best", "val/acc", "test/acc", "test/loss")
 
 
 class SweepSummary(Callback):
-    """Writes ``summary.csv`` and ``summary.md`` into the sweep folder after every job.
+    """Writes ``summary.csv`` and ``summary.md`` (every job) and ``summary_by_setting.csv`` and
+    ``summary_by_setting.md`` (jobs that differ only by ``seed`` grouped) into the sweep folder
+    after every job.
 
     Where torchrun or srun runs the sweep in every process (each job one DDP run over all of
     them), rank 0 writes it."""
@@ -62,7 +66,7 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def write_summary(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
-    """Write the table, completed jobs by ``metric`` (best first), failed jobs last."""
+    """Write the tables, completed jobs or settings by ``metric`` (best first), failed last."""
     rows = collect(sweep_dir)
     metrics = [metric, *(m for m in METRICS if m != metric)]
     rows.sort(
@@ -76,20 +80,87 @@ def write_summary(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
             str(rank),
             str(row["job"]),
             row["status"],
-            " ".join(o for o in row["overrides"] if o not in shared),
+            _differing(row["overrides"], shared),
             *(_number(row.get("metrics", {}).get(m)) for m in metrics),
             row["folder"],
             row["error"],
         ]
         for rank, row in enumerate(rows, start=1)
     ]
+    # The error (last column) on one line, and not too long, in the Markdown table.
+    shown = [[*line[:-1], " / ".join(line[-1].splitlines())[:300]] for line in table]
+    _write_tables(sweep_dir / "summary", header, table, header, shown)
+    _write_settings(sweep_dir / "summary_by_setting", rows, metrics, shared)
+    return rows
+
+
+def _write_settings(
+    stem: Path, rows: list[dict[str, Any]], metrics: list[str], shared: set[str]
+) -> None:
+    """One row per setting (a job's overrides less ``seed``): its seeds, how many jobs completed
+    and failed, and each metric's mean and sample standard deviation over the completed ones."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        setting = tuple(o for o in row["overrides"] if _key(o) != "seed")
+        groups.setdefault(setting, []).append(row)
+    settings = []
+    for setting, members in groups.items():
+        done = [m.get("metrics", {}) for m in members if m["status"] == "completed"]
+        values = {m: [d[m] for d in done if m in d] for m in metrics}
+        in_job_order = sorted(members, key=lambda m: m["job"])
+        seeds = [
+            o.split("=", 1)[1] for m in in_job_order for o in m["overrides"] if _key(o) == "seed"
+        ]
+        settings.append((setting, seeds, len(done), len(members) - len(done), values))
+    settings.sort(key=lambda s: -statistics.fmean(s[4][metrics[0]] or [float("-inf")]))
+    header = ["rank", "setting", "seeds", "completed", "failed"]
+    header += [f"{m} {what}" for m in metrics for what in ("mean", "std")]
+    table, shown = [], []
+    for rank, (setting, seeds, completed, failed, values) in enumerate(settings, start=1):
+        # What sets this setting apart; a sweep over seeds alone has one setting: say it all.
+        label = _differing(setting, shared) or " ".join(setting) or "(defaults)"
+        first = [str(rank), label, " ".join(seeds), str(completed), str(failed)]
+        spreads = [(_mean(values[m]), _std(values[m])) for m in metrics]
+        table.append([*first, *(_number(x) for pair in spreads for x in pair)])
+        shown.append([*first, *(_plus_minus(mean, std) for mean, std in spreads)])
+    _write_tables(stem, header, table, [*header[:5], *metrics], shown)
+
+
+def _write_tables(
+    stem: Path,
+    header: list[str],
+    table: list[list[str]],
+    md_header: list[str],
+    md_rows: list[list[str]],
+) -> None:
+    """``<stem>.csv`` (``header`` and ``table``) and ``<stem>.md`` (``md_header``, ``md_rows``)."""
     buffer = io.StringIO()
     csv.writer(buffer).writerows([header, *table])
-    write_text_atomic(sweep_dir / "summary.csv", buffer.getvalue())
-    markdown = [_md_row(header), _md_row(["---"] * len(header))]
-    markdown += [_md_row([*line[:-1], " / ".join(line[-1].splitlines())[:300]]) for line in table]
-    write_text_atomic(sweep_dir / "summary.md", "\n".join(markdown) + "\n")
-    return rows
+    write_text_atomic(stem.with_suffix(".csv"), buffer.getvalue())
+    lines = [_md_row(md_header), _md_row(["---"] * len(md_header))]
+    lines += [_md_row(row) for row in md_rows]
+    write_text_atomic(stem.with_suffix(".md"), "\n".join(lines) + "\n")
+
+
+def _key(override: str) -> str:
+    """The key an override sets: ``seed`` for ``seed=3``, ``+seed=3`` and ``++seed=3``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _differing(overrides: Any, shared: set[str]) -> str:
+    return " ".join(o for o in overrides if o not in shared)
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _std(values: list[float]) -> float | None:
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+def _plus_minus(mean: float | None, std: float | None) -> str:
+    return _number(mean) if std is None else f"{mean:.4f} ± {std:.4f}"
 
 
 def _number(value: float | None) -> str:
