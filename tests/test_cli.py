@@ -123,6 +123,8 @@ def test_installed_wheel_finds_its_configs(tmp_path: Path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     assert (site / "ch12_lightning" / "conf" / "train.yaml").is_file()
+    plugin = site / "hydra_plugins" / "ch12_optuna_sweeper" / "resumable_optuna_sweeper.py"
+    assert plugin.is_file() and not (site / "hydra_plugins" / "__init__.py").exists()  # namespace
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     code = "import ch12_lightning; print(ch12_lightning.__file__, ch12_lightning.config_dir())"

@@ -1,4 +1,5 @@
-"""DDP that counts every sample once, and sweeps: summaries, failures, launchers, Optuna, guard."""
+"""DDP that counts every sample once, and sweeps: summaries (per job and per setting over seeds),
+failures, launchers, Optuna (resumed from its SQLite file), guard."""
 
 import csv
 import json
@@ -13,8 +14,8 @@ from tests.test_cli import quick, run_folders, train
 pytestmark = pytest.mark.slow
 
 
-def summary_rows(sweep: Path) -> list[dict[str, str]]:
-    with open(sweep / "summary.csv", newline="") as f:
+def summary_rows(sweep: Path, table: str = "summary") -> list[dict[str, str]]:
+    with open(sweep / f"{table}.csv", newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -65,14 +66,31 @@ def test_joblib_launcher_runs_jobs_in_parallel(mnist_dir: Path, tmp_path: Path):
     assert {row["status"] for row in rows} == {"completed"}
 
 
-def test_optuna_search_maximizes_val_acc_best(mnist_dir: Path, tmp_path: Path):
+def test_optuna_study_is_stored_and_resumed_by_the_same_command(mnist_dir: Path, tmp_path: Path):
+    import optuna
+
     args = ["hparams_search=mnist_optuna", "hydra.sweeper.n_trials=2", *quick(mnist_dir, tmp_path)]
-    result = train(*args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    for _ in range(2):  # the second command adds 2 trials to the study of the first
+        result = train(*args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = run_folders(tmp_path, task="mnist_optuna", kind="multiruns")
+    assert sweep.name == "mnist_optuna"  # one folder per study, not per command
+    study = optuna.load_study(study_name="mnist_optuna", storage=f"sqlite:///{sweep}/optuna.db")
+    trials = study.trials
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
+    # The resumed command did not start over: new learning rates, not the first two again.
+    assert len({t.params["optimizer.lr"] for t in trials}) == 4
+    # Job N is trial N, in a folder of its own, and the summary lists all four.
     rows = summary_rows(sweep)
-    assert len(rows) == 2 and {row["status"] for row in rows} == {"completed"}
+    assert sorted(int(row["job"]) for row in rows) == [0, 1, 2, 3]
+    for row in rows:
+        trial = trials[int(row["job"])]
+        assert row["folder"].startswith(f"{trial.number}_optimizer.lr=")
+        assert f"optimizer.lr={trial.params['optimizer.lr']}" in row["overrides"]
+        assert float(row["val/acc_best"]) == pytest.approx(trial.value, abs=1e-4)
     results = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert results.best_value == pytest.approx(study.best_value)
     assert results.best_value == pytest.approx(float(rows[0]["val/acc_best"]), abs=1e-4)
 
 
@@ -105,3 +123,21 @@ def test_a_failing_rank_ends_the_ddp_run(mnist_dir: Path, tmp_path: Path):
     assert result.returncode != 0
     assert "model.dropout=1 is not valid: must be in [0, 1)" in result.stderr
     assert time.monotonic() - start < 120, "the run should end well before the DDP timeout"
+
+
+def test_sweep_over_seeds_gives_mean_and_spread_per_setting(mnist_dir: Path, tmp_path: Path):
+    args = ["-m", *quick(mnist_dir, tmp_path), "optimizer=sgd,adam", "seed=1,2"]
+    result = train(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = run_folders(tmp_path, kind="multiruns")
+    jobs = sorted(p.name for p in sweep.iterdir() if (p / "metrics.json").is_file())
+    assert jobs == ["0_optimizer=sgd,seed=1", "1_optimizer=sgd,seed=2",
+                    "2_optimizer=adam,seed=1", "3_optimizer=adam,seed=2"]  # fmt: skip
+    settings = {row["setting"]: row for row in summary_rows(sweep, "summary_by_setting")}
+    assert sorted(settings) == ["optimizer=adam", "optimizer=sgd"]
+    for name, row in settings.items():
+        values = [final_metrics(sweep / job)["test/acc"] for job in jobs if name in job]
+        assert (row["seeds"], row["completed"]) == ("1 2", "2")
+        assert float(row["test/acc mean"]) == pytest.approx(sum(values) / 2, abs=1e-4)
+        spread = abs(values[0] - values[1]) / 2**0.5  # the sample standard deviation of two
+        assert float(row["test/acc std"]) == pytest.approx(spread, abs=1e-4)

@@ -1,0 +1,1 @@
+"""Hydra finds sweepers only in the ``hydra_plugins`` namespace: ch12_lightning's is here."""
