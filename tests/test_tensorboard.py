@@ -193,6 +193,7 @@ def test_tensorboard_serves_a_run(mnist_dir: Path, workdir: Path):
         assert set(COLUMNS) <= columns and not any(c.startswith("hp/") for c in columns)
         names = {info["name"] for info in experiment["hparamInfos"]}
         assert {"hidden_sizes", "optimizer/name", "optimizer/lr", "dropout"} <= names
+        assert "class_names" not in names  # the data's names, not a setting
         groups = board.session_groups()
         assert list(groups) == [run]
         check_session(groups[run], folder)

@@ -48,7 +48,10 @@ class TensorBoardHparams(Callback):
         params = plain_hparams(params)
         for logger in tensorboards(trainer):
             logger.log_hyperparams(params)  # hparams.yaml (no summary without metrics)
-            _, session_start, session_end = hparams_summaries(params, {})
+            # The classes' names are the data's, not a setting to compare runs by: left out,
+            # they leave one of the five columns HPARAMS shows at first to a hyperparameter.
+            compared = {name: value for name, value in params.items() if name != "class_names"}
+            _, session_start, session_end = hparams_summaries(compared, {})
             writer = logger.experiment._get_file_writer()
             writer.add_summary(session_start)
             writer.add_summary(session_end)
