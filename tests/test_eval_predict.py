@@ -75,6 +75,11 @@ def test_eval_gives_the_runs_own_test_metrics(trained: Path, tmp_path: Path):
     events.Reload()
     (logged,) = events.Scalars("test/acc")
     assert logged.value == pytest.approx(own["metrics"]["test/acc"], abs=1e-6)
+    # The same checkpoint on the same split draws the same pictures as the training run did.
+    for picture in ("confusion_matrix_test.png", "misclassified.png"):
+        drawn = np.asarray(Image.open(written(tmp_path, "eval", picture)))
+        assert np.array_equal(drawn, np.asarray(Image.open(trained / picture))), picture
+    assert {"test/confusion_matrix", "test/misclassified"} <= set(events.Tags()["images"])
 
 
 def test_eval_on_validation_with_overrides(trained: Path, mnist_dir: Path, tmp_path: Path):
@@ -94,6 +99,10 @@ def test_eval_on_validation_with_overrides(trained: Path, mnist_dir: Path, tmp_p
         assert evaluated[name] == pytest.approx(own[name], abs=1e-6)
     used = written(tmp_path, "eval", "config_resolved.yaml").read_text()
     assert "batch_size: 7" in used and f"data_dir: {copy}\n" in used
+    assert written(tmp_path, "eval", "confusion_matrix_val.png").is_file()
+    events = EventAccumulator(str(written(tmp_path, "eval", "tensorboard")))
+    events.Reload()
+    assert events.Tags()["images"] == ["val/confusion_matrix"]
 
 
 def test_bad_checkpoint_is_one_message(tmp_path: Path):
