@@ -11,9 +11,10 @@ when a failed job makes the sweep exit with an error. Imports no torch: it runs 
 import csv
 import io
 import json
+import math
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
@@ -94,33 +95,57 @@ def write_summary(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _write_settings(
-    stem: Path, rows: list[dict[str, Any]], metrics: list[str], shared: set[str]
-) -> None:
-    """One row per setting (a job's overrides less ``seed``): its seeds, how many jobs completed
-    and failed, and each metric's mean and sample standard deviation over the completed ones."""
+class Setting(NamedTuple):
+    overrides: tuple[str, ...]  # a job's overrides less seed
+    seeds: list[str]  # in job order
+    completed: int
+    failed: int
+    values: dict[str, list[float]]  # per metric, of the completed jobs that logged it
+
+    def mean(self, metric: str) -> float | None:
+        values = self.values[metric]
+        return statistics.fmean(values) if values else None
+
+    def std(self, metric: str) -> float | None:
+        values = self.values[metric]
+        return statistics.stdev(values) if len(values) > 1 else None
+
+
+def settings_of(rows: list[dict[str, Any]], metrics: list[str]) -> list[Setting]:
+    """The jobs grouped by their overrides less ``seed``, best mean of ``metrics[0]`` first."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
+    for row in sorted(rows, key=lambda r: r["job"]):
         setting = tuple(o for o in row["overrides"] if _key(o) != "seed")
         groups.setdefault(setting, []).append(row)
     settings = []
-    for setting, members in groups.items():
+    for overrides, members in groups.items():
         done = [m.get("metrics", {}) for m in members if m["status"] == "completed"]
-        values = {m: [d[m] for d in done if m in d] for m in metrics}
-        in_job_order = sorted(members, key=lambda m: m["job"])
-        seeds = [
-            o.split("=", 1)[1] for m in in_job_order for o in m["overrides"] if _key(o) == "seed"
-        ]
-        settings.append((setting, seeds, len(done), len(members) - len(done), values))
-    settings.sort(key=lambda s: -statistics.fmean(s[4][metrics[0]] or [float("-inf")]))
+        seeds = [o.split("=", 1)[1] for m in members for o in m["overrides"] if _key(o) == "seed"]
+        values = {metric: [d[metric] for d in done if metric in d] for metric in metrics}
+        settings.append(Setting(overrides, seeds, len(done), len(members) - len(done), values))
+
+    def best_first(setting: Setting) -> float:
+        mean = setting.mean(metrics[0])
+        return -math.inf if mean is None else mean
+
+    return sorted(settings, key=best_first, reverse=True)
+
+
+def _write_settings(
+    stem: Path, rows: list[dict[str, Any]], metrics: list[str], shared: set[str]
+) -> None:
+    """One row per setting: its seeds, how many jobs completed and failed, and each metric's
+    mean and sample standard deviation over the completed ones."""
     header = ["rank", "setting", "seeds", "completed", "failed"]
     header += [f"{m} {what}" for m in metrics for what in ("mean", "std")]
     table, shown = [], []
-    for rank, (setting, seeds, completed, failed, values) in enumerate(settings, start=1):
+    for rank, setting in enumerate(settings_of(rows, metrics), start=1):
         # What sets this setting apart; a sweep over seeds alone has one setting: say it all.
-        label = _differing(setting, shared) or " ".join(setting) or "(defaults)"
-        first = [str(rank), label, " ".join(seeds), str(completed), str(failed)]
-        spreads = [(_mean(values[m]), _std(values[m])) for m in metrics]
+        overrides = setting.overrides
+        label = _differing(overrides, shared) or " ".join(overrides) or "(defaults)"
+        counts = [str(setting.completed), str(setting.failed)]
+        first = [str(rank), label, " ".join(setting.seeds), *counts]
+        spreads = [(setting.mean(m), setting.std(m)) for m in metrics]
         table.append([*first, *(_number(x) for pair in spreads for x in pair)])
         shown.append([*first, *(_plus_minus(mean, std) for mean, std in spreads)])
     _write_tables(stem, header, table, [*header[:5], *metrics], shown)
@@ -149,14 +174,6 @@ def _key(override: str) -> str:
 
 def _differing(overrides: Any, shared: set[str]) -> str:
     return " ".join(o for o in overrides if o not in shared)
-
-
-def _mean(values: list[float]) -> float | None:
-    return statistics.fmean(values) if values else None
-
-
-def _std(values: list[float]) -> float | None:
-    return statistics.stdev(values) if len(values) > 1 else None
 
 
 def _plus_minus(mean: float | None, std: float | None) -> str:
