@@ -1,26 +1,29 @@
 """Faults lose nothing: interrupted runs resume in their own folder, a diverging loss stops the
 run and keeps the good checkpoints, and results are written whole or not at all."""
 
+import errno
 import json
+import logging
 import math
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import fsspec.implementations.local
 import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ch12_lightning.errors import ConfigError
+from ch12_lightning.errors import ConfigError, DiskFullError
 from ch12_lightning.models.module import NonFiniteLossError
 from ch12_lightning.pipeline import build, run
-from ch12_lightning.runs import resume_folder
-from ch12_lightning.utils import write_json_atomic
+from ch12_lightning.runs import resume_checkpoint
+from ch12_lightning.utils import NoSpaceError, write_json_atomic
 from tests.conftest import compose_config
 from tests.test_cli import quick, run_folders, train
 
@@ -85,21 +88,50 @@ def test_interrupted_run_resumes_in_its_folder(
         assert results["metrics"][name] == pytest.approx(expected["metrics"][name], abs=0.1)
 
 
-def test_resume_folder_finds_the_newest_run_with_a_last_checkpoint(tmp_path: Path):
+def _checkpoint(path: Path, step: int, mtime: float | None = None) -> Path:
+    """A small file that loads as a Lightning checkpoint trained ``step`` steps."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": {}, "epoch": step // 10, "global_step": step}, path)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_resume_finds_the_newest_run_and_its_furthest_checkpoint_that_loads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
     runs = tmp_path / "runs"
     with pytest.raises(ConfigError, match="ckpt_path=last is not valid: no run below"):
-        resume_folder("last", runs)
-    for name in ("2026-01-01_10-00-00-000000", "2026-01-02_10-00-00-000000"):
-        (runs / name / "checkpoints").mkdir(parents=True)
-        (runs / name / "checkpoints" / "last.ckpt").write_bytes(b"x")
-    (runs / "2026-01-03_10-00-00-000000").mkdir()  # the resuming command's own, new folder
-    newest = runs / "2026-01-02_10-00-00-000000"
-    os.utime(runs / "2026-01-01_10-00-00-000000" / "checkpoints" / "last.ckpt", (1, 1))
-    assert resume_folder("last", runs) == newest
-    assert resume_folder(str(newest), runs) == newest.resolve()
-    assert resume_folder(str(newest / "checkpoints" / "last.ckpt"), runs) is None
-    with pytest.raises(ConfigError, match="the folder has no checkpoints/last.ckpt"):
-        resume_folder(str(runs / "2026-01-03_10-00-00-000000"), runs)
+        resume_checkpoint("last", runs)
+    old, new, empty = (runs / f"2026-01-0{day}_10-00-00-000000" for day in (1, 2, 3))
+    _checkpoint(old / "checkpoints" / "last.ckpt", 90, mtime=1)
+    best = _checkpoint(new / "checkpoints" / "epoch_000.ckpt", 10)
+    # Copied without keeping times, the less trained checkpoint can look newer.
+    last = _checkpoint(new / "checkpoints" / "last.ckpt", 20, mtime=2)
+    empty.mkdir()  # the resuming command's own, new folder
+    assert resume_checkpoint("last", runs) == last
+    assert resume_checkpoint(str(new), runs) == last.resolve()
+    assert resume_checkpoint(str(best), runs) is None  # a file is used as it is
+
+    # Truncated, as a full disk or a killed copy leaves it: skipped, with a warning.
+    last.write_bytes(last.read_bytes()[:200])
+    with caplog.at_level(logging.WARNING, logger="ch12_lightning.runs"):
+        assert resume_checkpoint(str(new), runs) == best.resolve()
+    assert f"Skipping {last.resolve()}, which does not load (RuntimeError: " in caplog.text
+    assert (
+        "failed finding central directory); resuming from 2026-01-02_10-00-00-000000/"
+        "checkpoints/epoch_000.ckpt (epoch 1, step 10) instead." in caplog.text
+    )
+    best.write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="none of its checkpoints loads: epoch_000.ckpt, which"):
+        resume_checkpoint(str(new), runs)
+    # ckpt_path=last moves on to the newest run that has a checkpoint that loads.
+    assert resume_checkpoint("last", runs) == old / "checkpoints" / "last.ckpt"
+    (old / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"no checkpoint below .* loads: .*01_.*\(EOFError\)"):
+        resume_checkpoint("last", runs)
+    with pytest.raises(ConfigError, match="the folder has no checkpoints/\\*.ckpt"):
+        resume_checkpoint(str(empty), runs)
 
 
 class PoisonWeights(Callback):
@@ -127,24 +159,57 @@ def test_nan_loss_stops_naming_the_step_and_keeps_good_checkpoints(
     assert all(torch.isfinite(tensor).all() for tensor in last["state_dict"].values())
 
 
-def test_interrupted_checkpoint_write_leaves_the_previous_one(
+def _writes_fail(monkeypatch: pytest.MonkeyPatch, name: str, error: BaseException) -> None:
+    """Make writing ``name`` (through its temporary file beside it) stop halfway with ``error``."""
+    write_bytes = Path.write_bytes
+
+    def half_then_fail(self: Path, data: bytes) -> int:
+        if not self.name.startswith(f".{name}."):
+            return write_bytes(self, data)
+        write_bytes(self, bytes(data)[: len(data) // 2])
+        raise error
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_fail)
+
+
+def test_a_checkpoint_write_that_fails_leaves_the_previous_one_and_no_temporary(
     quick_overrides: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     run(compose_config([*quick_overrides, "trainer.max_epochs=1", "test=false"]))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     before = last.read_bytes()
 
-    def crash_midway(self, data: bytes) -> int:
-        self.f.write(data[: len(data) // 2])
-        raise OSError("disk full")
-
-    monkeypatch.setattr(fsspec.implementations.local.LocalFileOpener, "write", crash_midway)
+    _writes_fail(monkeypatch, "last.ckpt", OSError(errno.ENOSPC, "No space left on device"))
     datamodule, model, trainer = build(compose_config([*quick_overrides, "trainer.max_epochs=1"]))
     trainer.strategy.connect(model)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(NoSpaceError) as failed:
         trainer.save_checkpoint(last)
+    assert failed.value.filename == str(last)
+    assert failed.value.needed > 25_818 * 4  # at least the weights (no optimizer state yet)
     assert last.read_bytes() == before
     assert sorted(p.name for p in last.parent.iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
+
+
+def test_a_full_disk_stops_the_run_with_one_message_listing_intact_checkpoints(
+    quick_overrides: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(logging, "raiseExceptions", True)  # the run turns it off on its way out
+    # Epoch 0's best checkpoint is written; its last.ckpt finds the disk full.
+    _writes_fail(monkeypatch, "last.ckpt", OSError(errno.ENOSPC, "No space left on device"))
+    with pytest.raises(DiskFullError) as full:
+        run(compose_config(quick_overrides))
+    folder = tmp_path / "run"
+    message = str(full.value)
+    assert message.startswith(
+        f"The disk is full: writing {folder}/checkpoints/last.ckpt needed 3"
+    ), message
+    assert "free there (No space left on device). Nothing was left half-written." in message
+    assert f"Intact checkpoints in {folder}/checkpoints: epoch_000.ckpt (epoch 0, step 16)." in (
+        message
+    )
+    assert f"resume with ckpt_path=<run folder> (here: ckpt_path={folder})" in message
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["epoch_000.ckpt"]
+    assert not (folder / "metrics.json").exists()
 
 
 def test_interrupted_json_write_leaves_the_previous_file(
@@ -152,13 +217,7 @@ def test_interrupted_json_write_leaves_the_previous_file(
 ):
     path = tmp_path / "metrics.json"
     write_json_atomic(path, {"test/acc": 0.9})
-    write_text = Path.write_text
-
-    def crash_midway(self: Path, text: str) -> int:
-        write_text(self, text[: len(text) // 2])
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Path, "write_text", crash_midway)
+    _writes_fail(monkeypatch, "metrics.json", KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         write_json_atomic(path, {"test/acc": 0.1})
     assert json.loads(path.read_text()) == {"test/acc": 0.9}
@@ -173,3 +232,129 @@ def test_atomic_writes_get_the_usual_permissions(tmp_path: Path):
     finally:
         os.umask(mask)
     assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
+
+
+# A run folder on a disk of its own, as small as we like: a private mount namespace (root only)
+# with a tmpfs of SIZE. What the run left there is copied out before the namespace goes.
+ON_A_SMALL_DISK = """
+mount -t tmpfs -o size="$SIZE" tmpfs "$RUN" || exit 97
+"$PYTHON" -m ch12_lightning.train hydra.run.dir="$RUN" "$@"
+status=$?
+cp -a "$RUN/." "$KEPT"
+exit $status
+"""
+
+
+def _no_private_disk(folder: Path) -> str | None:
+    """Why this machine cannot give a test a small private filesystem, or None if it can."""
+    if shutil.which("unshare") is None:
+        return "needs util-linux's unshare"
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", 'mount -t tmpfs -o size=64k tmpfs "$0"', str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    return (
+        f"cannot mount a private tmpfs here: {probe.stderr.strip()}" if probe.returncode else None
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("size", "full_at", "kept"),
+    [("200k", "epoch_000.ckpt", []), ("600k", "last.ckpt", ["epoch_000.ckpt"])],
+    ids=["at the first checkpoint", "at a later checkpoint"],
+)
+def test_a_full_disk_at_a_checkpoint_keeps_whole_checkpoints_and_resumes_on_a_larger_one(
+    size: str, full_at: str, kept: list[str], mnist_dir: Path, tmp_path: Path
+):
+    small_disk, copy = tmp_path / "small_disk", tmp_path / "copy"
+    small_disk.mkdir()
+    copy.mkdir()
+    reason = _no_private_disk(small_disk)
+    if reason:
+        pytest.skip(reason)
+    overrides = [*quick(mnist_dir, tmp_path), "trainer.max_epochs=3"]
+    variables = {"SIZE": size, "RUN": str(small_disk), "KEPT": str(copy), "PYTHON": sys.executable}
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c", ON_A_SMALL_DISK, "sh", *overrides],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **variables},
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    # One message, no traceback (and no log line that failed to reach the full disk).
+    assert "Traceback" not in result.stderr and "Logging error" not in result.stderr
+    message = re.search(r"The disk is full: .*?\n\n", result.stderr, re.DOTALL).group(0)
+    assert message.startswith(
+        f"The disk is full: writing {small_disk}/checkpoints/{full_at} needed 3"
+    ), message
+    assert re.search(r"and \d+ kB are free there \(No space left on device\)", message), message
+    # Every checkpoint left loads; no temporary file is left beside them.
+    checkpoints = copy / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == kept
+    for name in kept:
+        assert torch.load(checkpoints / name, weights_only=True)["epoch"] == 0
+    if not kept:
+        assert "No checkpoint of this run was written yet." in message
+        return
+    assert f"Intact checkpoints in {small_disk}/checkpoints: epoch_000.ckpt (epoch 0, step 8)." in (
+        message
+    )
+    assert f"(here: ckpt_path={small_disk})" in message
+
+    # Moved to a larger disk, the run resumes and finishes.
+    resumed = train(*overrides, f"ckpt_path={copy}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming" in resumed.stderr + resumed.stdout
+    assert json.loads((copy / "metrics.json").read_text())["epochs"] == 3
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"] == 2
+
+
+# Loaded at start-up (sitecustomize): the second write of last.ckpt is killed halfway, with
+# SIGKILL, which no handler sees, as the out-of-memory killer or `kill -9` would.
+KILLED_IN_SECOND_LAST_CKPT_WRITE = """
+import os, pathlib, signal
+
+write_bytes = pathlib.Path.write_bytes
+writes = 0
+
+
+def write_half_then_die(self, data):
+    global writes
+    if self.name.startswith(".last.ckpt."):
+        writes += 1
+        if writes == 2:
+            with open(self, "wb") as f:
+                f.write(bytes(data)[: len(data) // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
+    return write_bytes(self, data)
+
+
+pathlib.Path.write_bytes = write_half_then_die
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_checkpoint_write_leaves_the_previous_one_whole(
+    mnist_dir: Path, tmp_path: Path
+):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(KILLED_IN_SECOND_LAST_CKPT_WRITE)
+    overrides = [*quick(mnist_dir, tmp_path), "trainer.max_epochs=3"]
+    path = os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")]))
+    killed = train(*overrides, cwd=tmp_path, env={"PYTHONPATH": path})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    (folder,) = run_folders(tmp_path)
+    checkpoints = folder / "checkpoints"
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"] == 0
+    (unfinished,) = checkpoints.glob(".last.ckpt.*.tmp")  # the half-written new one
+
+    resumed = train(*overrides, "ckpt_path=last", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Removed 1 unfinished checkpoint write(s): {unfinished.name}" in resumed.stdout
+    assert not list(checkpoints.glob("*.tmp"))
+    assert json.loads((folder / "metrics.json").read_text())["epochs"] == 3

@@ -1,15 +1,24 @@
-"""Errors caused by what a run was given (config values, data files, a checkpoint), not by a bug.
+"""Errors caused by what a run was given (config values, data files, a checkpoint) or by the
+machine it ran on (a full disk), not by a bug.
 
-Their messages name the bad value and say what would be valid, so the command line prints the
-message alone, without a traceback (see ``train.py``). Standard library only: the data modules,
-the validation and the entry point all raise or catch these, and ``--help`` must stay light.
+Their messages say what is wrong and what would work, so the command line prints the message
+alone, without a traceback (see ``cli.py``). Standard library only: the data modules, the
+validation and the entry point all raise or catch these, and ``--help`` must stay light.
 """
 
 from typing import Any
 
 
-class InputError(Exception):
+class Explained(Exception):
+    """An error whose message alone says what happened and what to do about it."""
+
+
+class InputError(Explained):
     """Bad input from the user; the message alone says what is wrong and how to fix it."""
+
+
+class DiskFullError(Explained):
+    """A disk ran full during a run; the message says where, how much, and what is intact."""
 
 
 class ConfigError(InputError, ValueError):

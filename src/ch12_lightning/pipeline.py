@@ -20,6 +20,7 @@ from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ch12_lightning.checkpoints import write_checkpoints_atomically
 from ch12_lightning.cluster import (
     OneRunFolder,
     SignalsWithoutCollectives,
@@ -27,11 +28,12 @@ from ch12_lightning.cluster import (
     process_count_mismatch,
     restarted_by_launcher,
 )
+from ch12_lightning.disk import full_disk_explained
 from ch12_lightning.errors import ConfigError, InputError, invalid
 from ch12_lightning.models.optim import choose_optimizer_kernels
 from ch12_lightning.profiler import QuietProfiler
-from ch12_lightning.runs import LAST, resume_folder
-from ch12_lightning.utils import write_json_atomic
+from ch12_lightning.runs import has_checkpoints, remove_leftover_temporaries, resume_checkpoint
+from ch12_lightning.utils import write_json_atomic, write_text_atomic
 from ch12_lightning.validation import check_checkpoint, validate
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
         raise
     if not isinstance(trainer.accelerator, CUDAAccelerator):
         _stop_probing_for_gpus()
+    write_checkpoints_atomically(trainer)
     mismatch = process_count_mismatch(trainer.num_devices, trainer.num_nodes)
     if mismatch:
         raise ConfigError(mismatch)
@@ -178,6 +181,11 @@ def run(cfg: DictConfig, in_sweep: bool = False) -> dict[str, float]:
     _continue_interrupted_run(cfg)
     prepare(cfg)
     output_dir = Path(cfg.paths.output_dir)
+    with full_disk_explained(output_dir, Path(cfg.paths.cache_dir).expanduser()):
+        return _run(cfg, output_dir, in_sweep)
+
+
+def _run(cfg: DictConfig, output_dir: Path, in_sweep: bool) -> dict[str, float]:
     datamodule, model, trainer = build(cfg)
     if in_sweep:
         _refuse_script_ddp_in_sweep(trainer)
@@ -186,7 +194,7 @@ def run(cfg: DictConfig, in_sweep: bool = False) -> dict[str, float]:
         check_checkpoint(ckpt_path, model)
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, output_dir / "config_resolved.yaml", resolve=True)
+        write_text_atomic(output_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     with _refusals_as_config_errors():
         if cfg.get("train", True):
@@ -233,24 +241,29 @@ def _fit(
 
 
 def _continue_interrupted_run(cfg: DictConfig) -> None:
-    """``ckpt_path=last`` or ``ckpt_path=<run folder>``: continue from that run's last checkpoint.
-    Training goes on in the run's own folder (one TensorBoard log, one set of checkpoints); a
-    test-only run (``train=false``) reads the checkpoint and writes into its own new folder.
+    """``ckpt_path=last`` or ``ckpt_path=<run folder>``: continue from that run's furthest
+    checkpoint that loads. Training goes on in the run's own folder (one TensorBoard log, one set
+    of checkpoints); a test-only run (``train=false``) reads the checkpoint and writes into its
+    own new folder.
 
     A job that SLURM requeued (or whose workers torchrun restarted) is back in its own folder:
-    it continues from that folder's last checkpoint by itself."""
-    folder = resume_folder(cfg.get("ckpt_path"), Path(cfg.paths.log_dir) / cfg.task_name / "runs")
+    it continues from that folder's checkpoints by itself."""
+    runs_dir = Path(cfg.paths.log_dir) / cfg.task_name / "runs"
     own = Path(cfg.paths.output_dir)
-    if cfg.get("ckpt_path") is None and cfg.get("train", True) and restarted_by_launcher():
-        folder = own if (own / LAST).is_file() else None
-    if folder is None:
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is None and cfg.get("train", True) and restarted_by_launcher():
+        ckpt_path = str(own) if has_checkpoints(own) else None
+    checkpoint = resume_checkpoint(ckpt_path, runs_dir)
+    if checkpoint is None:
         return
-    cfg.ckpt_path = str(folder / LAST)
+    cfg.ckpt_path = str(checkpoint)
     if cfg.get("train", True):
+        folder = checkpoint.parent.parent
         where = "" if folder == own else f" (this command's own log stays in {own})"
-        log.info("Resuming %s from %s%s", folder, LAST, where)
+        log.info("Resuming %s from %s%s", folder, checkpoint.relative_to(folder), where)
+        remove_leftover_temporaries(folder)
         cfg.paths.output_dir = str(folder)
-        _hide_logs_after(cfg, _logged_step(folder / LAST))
+        _hide_logs_after(cfg, _logged_step(checkpoint))
 
 
 def _logged_step(checkpoint: Path) -> int | None:

@@ -4,19 +4,23 @@ Prints the predicted class and its probability per image; torch is imported only
 hands over a composed config.
 """
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
 from ch12_lightning import config_dir
-from ch12_lightning.cli import input_errors_as_messages
+from ch12_lightning.cli import errors_as_messages
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="predict")
 def main(cfg: DictConfig) -> None:
     """Predict the class of each image; print them and write the CSV."""
+    from ch12_lightning.disk import full_disk_explained
     from ch12_lightning.trained.predict import predict_files
 
-    with input_errors_as_messages():
+    cache_dir = cfg.paths.cache_dir and Path(cfg.paths.cache_dir).expanduser()
+    with errors_as_messages(), full_disk_explained(Path(cfg.paths.output_dir), cache_dir):
         predict_files(cfg)
 
 

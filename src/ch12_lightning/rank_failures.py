@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import torch.distributed as dist
@@ -59,7 +59,9 @@ def failures_reported(run_folder: Path) -> Iterator[None]:
 def _report(err: Exception, rank: int, world: int, run_folder: Path, since: float) -> None:
     what = f"{type(err).__name__}: {err}".strip().splitlines()[0]
     if rank != 0:
-        write_text_atomic(run_folder / REPORTS / f"rank_{rank}.txt", what + "\n")
+        # On a full disk the report cannot be written; the rank's own error must still go up.
+        with suppress(OSError):
+            write_text_atomic(run_folder / REPORTS / f"rank_{rank}.txt", what + "\n")
         log.error("Rank %d of %d failed: %s", rank, world, what)
         return
     reports = [

@@ -1,34 +1,91 @@
-"""Finding the run that ``ckpt_path=last`` or ``ckpt_path=<run folder>`` continues.
+"""Finding the checkpoint that ``ckpt_path=last`` or ``ckpt_path=<run folder>`` continues from.
 
-A run killed mid-epoch keeps ``checkpoints/last.ckpt`` from its last complete epoch. Resuming
-it in its own folder (not in the new folder Hydra made for the resuming command) keeps one
-TensorBoard log whose curves go on where they stopped, and one set of checkpoints.
+A run killed mid-epoch keeps the checkpoints of its finished epochs. Resuming it in its own folder
+(not in the new folder Hydra made for the resuming command) keeps one TensorBoard log whose curves
+go on where they stopped, and one set of checkpoints. It resumes from the furthest-trained
+checkpoint that loads: a damaged one (a truncated copy, a disk that filled while it was written
+by an older version) is skipped with a warning, not met with a zip reader's traceback.
 """
 
+import logging
 from pathlib import Path
 
+from ch12_lightning.checkpoints import FoundCheckpoint, checkpoints_in
 from ch12_lightning.errors import ConfigError
 
-LAST = Path("checkpoints") / "last.ckpt"
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
 
 
-def resume_folder(ckpt_path: str | None, runs_dir: Path) -> Path | None:
-    """The run folder to continue in, for ``ckpt_path=last`` (the newest run below
-    ``runs_dir`` with a last checkpoint) or a run folder; None for a checkpoint file or none."""
+def resume_checkpoint(ckpt_path: str | None, runs_dir: Path) -> Path | None:
+    """The checkpoint to continue from, for ``ckpt_path=last`` (the most recently written run
+    below ``runs_dir`` with a checkpoint that loads) or a run folder; None for a checkpoint file
+    or none."""
     if ckpt_path == "last":
-        candidates = sorted(runs_dir.glob(f"*/{LAST.as_posix()}"), key=lambda p: p.stat().st_mtime)
-        if not candidates:
+        folders = _runs_newest_first(runs_dir)
+        if not folders:
             raise ConfigError(
-                f"ckpt_path=last is not valid: no run below {runs_dir} has {LAST}. Give a run "
-                "folder or a checkpoint file instead."
+                f"ckpt_path=last is not valid: no run below {runs_dir} has a {CHECKPOINTS}/ "
+                "folder with checkpoints. Give a run folder or a checkpoint file instead."
             )
-        return candidates[-1].parent.parent
+        damaged: list[FoundCheckpoint] = []
+        for folder in folders:
+            found = checkpoints_in(folder / CHECKPOINTS)
+            if found[0].loads:
+                _warn_skipped(damaged + [c for c in found if not c.loads], found[0])
+                return found[0].path
+            damaged += found
+        raise ConfigError(
+            f"ckpt_path=last is not valid: no checkpoint below {runs_dir} loads: "
+            + "; ".join(f"{c.path.parent.parent.name}/{c.describe()}" for c in damaged)
+        )
     if ckpt_path and Path(ckpt_path).is_dir():
         folder = Path(ckpt_path).resolve()
-        if not (folder / LAST).is_file():
+        found = checkpoints_in(folder / CHECKPOINTS)
+        if not found:
             raise ConfigError(
-                f"ckpt_path={ckpt_path} is not valid: the folder has no {LAST}; give a run "
-                "folder (outputs/<task>/runs/<date>_<time>) or a checkpoint file."
+                f"ckpt_path={ckpt_path} is not valid: the folder has no {CHECKPOINTS}/*.ckpt; "
+                "give a run folder (outputs/<task>/runs/<date>_<time>) or a checkpoint file."
             )
-        return folder
+        if not found[0].loads:
+            raise ConfigError(
+                f"ckpt_path={ckpt_path} is not valid: none of its checkpoints loads: "
+                + "; ".join(c.describe() for c in found)
+            )
+        _warn_skipped([c for c in found if not c.loads], found[0])
+        return found[0].path
     return None
+
+
+def has_checkpoints(folder: Path) -> bool:
+    return any((folder / CHECKPOINTS).glob("*.ckpt"))
+
+
+def remove_leftover_temporaries(folder: Path) -> None:
+    """A run killed while writing a checkpoint leaves its temporary file (``.<name>.<random>.tmp``,
+    never under the real name); the resumed run removes it."""
+    leftovers = list((folder / CHECKPOINTS).glob(".*.tmp"))
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    if leftovers:
+        names = ", ".join(path.name for path in leftovers)
+        log.info("Removed %d unfinished checkpoint write(s): %s", len(leftovers), names)
+
+
+def _runs_newest_first(runs_dir: Path) -> list[Path]:
+    newest: dict[Path, float] = {}
+    for path in runs_dir.glob(f"*/{CHECKPOINTS}/*.ckpt"):
+        folder = path.parent.parent
+        newest[folder] = max(newest.get(folder, 0.0), path.stat().st_mtime)
+    return sorted(newest, key=lambda folder: newest[folder], reverse=True)
+
+
+def _warn_skipped(damaged: list[FoundCheckpoint], chosen: FoundCheckpoint) -> None:
+    for checkpoint in damaged:
+        log.warning(
+            "Skipping %s, which %s; resuming from %s instead.",
+            checkpoint.path,
+            checkpoint.problem,
+            chosen.path.parent.parent.name + "/" + CHECKPOINTS + "/" + chosen.describe(),
+        )

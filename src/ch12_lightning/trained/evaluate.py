@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from ch12_lightning.errors import ConfigError, invalid
 from ch12_lightning.pipeline import build_trainer, prepare
 from ch12_lightning.trained.run import load_run
-from ch12_lightning.utils import write_json_atomic
+from ch12_lightning.utils import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(config.paths.output_dir)
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(config, output_dir / "config_resolved.yaml", resolve=True)
+        resolved = OmegaConf.to_yaml(config, resolve=True)
+        write_text_atomic(output_dir / "config_resolved.yaml", resolved)
     if cfg.split == "test":
         trainer.test(model, datamodule=datamodule)
     else:

@@ -21,7 +21,7 @@ from ch12_lightning.errors import ConfigError, invalid
 from ch12_lightning.pipeline import prepare
 from ch12_lightning.trained.predict import image_format
 from ch12_lightning.trained.run import load_run
-from ch12_lightning.utils import atomic_path
+from ch12_lightning.utils import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,7 @@ def export_model(
     buffer = io.BytesIO()  # torch.export.save wants a name ending in .pt2; the temporary has none
     extra = {METADATA: json.dumps({"returns": returns, **(metadata or {})}, indent=2)}
     torch.export.save(program, buffer, extra_files=extra)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    write_bytes_atomic(path, buffer.getbuffer())
     _check_round_trip(module, path, input_shape)
     return program
 

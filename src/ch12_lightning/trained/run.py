@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ch12_lightning.errors import ConfigError, invalid
 from ch12_lightning.pipeline import build_model
-from ch12_lightning.runs import LAST, resume_folder
+from ch12_lightning.runs import CHECKPOINTS, resume_checkpoint
 from ch12_lightning.validation import check_checkpoint, validate
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,10 @@ def locate_checkpoint(ckpt_path: str | None, runs_dir: Path) -> tuple[Path, Path
     if not ckpt_path:
         reason = "give a checkpoint (<run folder>/checkpoints/<name>.ckpt), a run folder or last"
         raise ConfigError(invalid("ckpt_path", ckpt_path, reason))
-    folder = resume_folder(str(ckpt_path), runs_dir)
-    if folder is not None:
-        return _best_checkpoint(folder), folder
+    furthest = resume_checkpoint(str(ckpt_path), runs_dir)
+    if furthest is not None:
+        folder = furthest.parent.parent
+        return _best_checkpoint(folder) or furthest, folder
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
         raise ConfigError(invalid("ckpt_path", ckpt_path, "no such file or folder"))
@@ -92,16 +93,16 @@ def locate_checkpoint(ckpt_path: str | None, runs_dir: Path) -> tuple[Path, Path
     return path, path.parent.parent
 
 
-def _best_checkpoint(folder: Path) -> Path:
-    """The checkpoint that ``metrics.json`` names (the best by val/acc), else the last one.
+def _best_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint that ``metrics.json`` names (the best by val/acc), if the run finished.
 
     Looked up by name in the folder's own ``checkpoints/``, so a moved run folder still works.
     """
     metrics = folder / "metrics.json"
     named = json.loads(metrics.read_text()).get("checkpoint") if metrics.is_file() else None
-    if named and (folder / LAST.parent / Path(named).name).is_file():
-        return folder / LAST.parent / Path(named).name
-    return folder / LAST
+    if named and (folder / CHECKPOINTS / Path(named).name).is_file():
+        return folder / CHECKPOINTS / Path(named).name
+    return None
 
 
 def merged_config(folder: Path, cfg: DictConfig) -> DictConfig:
