@@ -12,7 +12,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from itertools import accumulate
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock, Timeout
 from PIL import Image
 from torch import Tensor
 from torchvision.transforms.v2 import functional as F
@@ -170,23 +172,64 @@ class CelebADataModule(InMemoryDataModule):
             }
 
     def _cached(self) -> Path:
-        """Path of the cache file for the current settings and files, built if missing."""
+        """Path of the cache file for the current settings and files, built if missing or
+        damaged. One process builds it while others that need the same file wait for it."""
         start = time.perf_counter()
         layout = CelebALayout.find(self.data_dir)
         images = _image_stats(layout.image_dir)
         path = self.cache_dir / "celeba" / f"{self._cache_key(layout, images)}.pt"
-        sidecar = path.with_suffix(".json")
-        self.from_cache = path.is_file() and sidecar.is_file()
-        if self.from_cache:
-            summary = json.loads(sidecar.read_text())["summary"]
-            os.utime(sidecar)  # last used: what ``./ch12 cache prune --keep-last`` goes by
-        else:
-            summary = self._build(layout, set(images), path)
+        with _one_builder(path):
+            summary = self._cached_summary(path)
+            self.from_cache = summary is not None
+            if summary is None:
+                summary = self._build(layout, set(images), path)
         self.prepare_seconds = time.perf_counter() - start
         source = "from the cache" if self.from_cache else "decoded and cached"
         log.info("%s (%.2f s, %s: %s)", summary, self.prepare_seconds, source, path)
         log.info("%s", cache_folder_summary(self.cache_dir))
         return path
+
+    def _cached_summary(self, path: Path) -> str | None:
+        """The summary of the cache at ``path`` if it is there and sound, else None (a damaged
+        one is only a cache: it is rebuilt, with a warning)."""
+        sidecar = path.with_suffix(".json")
+        if not path.exists() and not sidecar.exists():
+            return None
+        try:
+            meta = json.loads(sidecar.read_text())
+            problem = self._cache_problem(path, meta)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+            problem = f"cannot be read ({type(err).__name__}: {err})"
+        if problem:
+            log.warning("The CelebA cache %s %s; building it again.", path, problem)
+            return None
+        os.utime(sidecar)  # last used: what ``./ch12 cache prune --keep-last`` goes by
+        return meta["summary"]
+
+    def _cache_problem(self, path: Path, meta: dict[str, Any]) -> str | None:
+        """What makes the cache unusable for these settings (its description and tensors
+        checked against each other and against the key's settings), or None."""
+        if meta.get("format") != CACHE_FORMAT or meta.get("settings") != self._settings():
+            return "does not match its key (its description holds other settings)"
+        try:
+            cached = torch.load(path, weights_only=True, mmap=True)
+        except Exception as err:  # truncated, overwritten: the zip reader's errors vary
+            return f"does not load ({type(err).__name__}: {str(err).split('. ')[0]})"
+        pixels, targets, splits = cached["pixels"], cached["targets"], cached["splits"]
+        shape = (meta["images"], self.channels, self.image_size, self.image_size)
+        ends = sorted(end for _, end in splits.values())
+        if (
+            tuple(pixels.shape) != shape
+            or pixels.dtype != torch.uint8
+            or len(targets) != shape[0]
+            or list(splits) != list(SPLITS)
+            or ends[-1] != shape[0]
+        ):
+            return (
+                f"does not match its description (pixels {tuple(pixels.shape)} {pixels.dtype}, "
+                f"{len(targets)} labels; described: {shape}, uint8)"
+            )
+        return None
 
     def _settings(self) -> dict[str, Any]:
         """What changes the cached pixels (normalization and batch size are applied later)."""
@@ -232,7 +275,8 @@ class CelebADataModule(InMemoryDataModule):
         parts = [files[i][0] for i in kept]
         bounds = [0, *accumulate(parts.count(split) for split in SPLITS)]
         splits = {split: bounds[i : i + 2] for i, split in enumerate(SPLITS)}
-        with atomic_path(path) as tmp:
+        size = pixels_kept.nbytes + targets.nbytes
+        with atomic_path(path, size) as tmp:
             torch.save({"pixels": pixels_kept, "targets": targets, "splits": splits}, tmp)
         write_json_atomic(
             path.with_suffix(".json"),
@@ -295,6 +339,24 @@ class CelebADataModule(InMemoryDataModule):
                 f"(found {described}). Use at most {min(counts)}, or a fuller copy of CelebA."
             )
         return wanted
+
+
+@contextmanager
+def _one_builder(path: Path) -> Iterator[None]:
+    """Hold the lock of the cache at ``path`` (a lock file beside it, which the system releases
+    if its holder dies): runs that start together build a cache once, the others wait and use
+    it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path.parent / f".{path.stem}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("Another run is building the CelebA cache %s; waiting for it", path)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _stat(path: Path) -> list[Any]:

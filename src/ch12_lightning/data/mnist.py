@@ -2,10 +2,12 @@
 
 import gzip
 import hashlib
+import logging
 import math
 import shutil
 import struct
 import zlib
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -16,6 +18,8 @@ from torchvision.datasets import MNIST
 from ch12_lightning.data.tensor_batches import InMemoryDataModule, TensorBatches
 from ch12_lightning.errors import ConfigError, InputError, MissingDataError, invalid
 from ch12_lightning.utils import atomic_path
+
+log = logging.getLogger(__name__)
 
 ARCHIVES = tuple(Path(url).name for url, _ in MNIST.resources)
 IMAGE_SHAPE = (1, 28, 28)
@@ -91,9 +95,11 @@ class MNISTDataModule(InMemoryDataModule):
         except (OSError, RuntimeError) as err:
             raise MissingDataError(self._missing_message(f"the download failed: {err}")) from err
 
-    @property
+    @cached_property
     def root(self) -> Path:
-        """The folder that torchvision's ``MNIST`` reads (it holds ``MNIST/raw/``)."""
+        """The folder that torchvision's ``MNIST`` reads (it holds ``MNIST/raw/``). Found once,
+        at the first split's loading: the cache folder's key follows the archives, so a data
+        folder removed or unmounted mid-run must not send the test split's loading elsewhere."""
         return self.data_dir if _extracted(self.data_dir) else self._extract_root()
 
     def setup(self, stage: str) -> None:
@@ -124,6 +130,13 @@ class MNISTDataModule(InMemoryDataModule):
         """torchvision meets a damaged file with a bare AssertionError or a reshape error: name
         the file instead, as the user has it (the archive, not its extraction in the cache)."""
         path = self.root / "MNIST" / "raw" / archive.removesuffix(".gz")
+        if not path.is_file():
+            raise MissingDataError(
+                f"{path} is gone: it was there when the run prepared its data, and something "
+                "removed it since (a cache prune, a cleanup, an unmounted disk). Checkpoints "
+                "written so far are intact; once the file is back, evaluate them with "
+                "`./ch12 eval ckpt_path=<run folder>`."
+            )
         problem = _idx_problem(path, *IDX_FORMATS["images" if "images" in archive else "labels"])
         if problem:
             archived = self.data_dir / "MNIST" / "raw" / archive
@@ -159,12 +172,18 @@ def _extracted(root: Path) -> bool:
 
 
 def _extract_into(source: Path, target: Path) -> None:
-    """Decompress each archive into ``target``; a rename makes each file appear whole or never."""
+    """Decompress each archive into ``target``; a rename makes each file appear whole or never,
+    so runs extracting at the same moment each end with whole files. An extraction found
+    damaged (cut short by an older version, overwritten) is only a cache: extracted again."""
     target.mkdir(parents=True, exist_ok=True)
     for name in ARCHIVES:
         out = target / name.removesuffix(".gz")
         if out.is_file():
-            continue
+            problem = _idx_problem(out, *IDX_FORMATS["images" if "images" in name else "labels"])
+            if problem is None:
+                continue
+            log.warning("The extracted %s in the cache is damaged (%s); extracting it again.",
+                        out, problem)  # fmt: skip
         try:
             with (
                 atomic_path(out) as tmp,
