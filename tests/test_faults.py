@@ -259,22 +259,15 @@ def _no_private_disk(folder: Path) -> str | None:
     )
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("size", "full_at", "kept"),
-    [("200k", "epoch_000.ckpt", []), ("600k", "last.ckpt", ["epoch_000.ckpt"])],
-    ids=["at the first checkpoint", "at a later checkpoint"],
-)
-def test_a_full_disk_at_a_checkpoint_keeps_whole_checkpoints_and_resumes_on_a_larger_one(
-    size: str, full_at: str, kept: list[str], mnist_dir: Path, tmp_path: Path
-):
+def _full_disk_message(size: str, overrides: list[str], tmp_path: Path) -> tuple[str, Path, Path]:
+    """Train with the run folder on a private disk of ``size``; the disk-full message, the
+    folder's path there and a copy of what the run left in it."""
     small_disk, copy = tmp_path / "small_disk", tmp_path / "copy"
     small_disk.mkdir()
     copy.mkdir()
     reason = _no_private_disk(small_disk)
     if reason:
         pytest.skip(reason)
-    overrides = [*quick(mnist_dir, tmp_path), "trainer.max_epochs=3"]
     variables = {"SIZE": size, "RUN": str(small_disk), "KEPT": str(copy), "PYTHON": sys.executable}
     result = subprocess.run(
         ["unshare", "-m", "sh", "-c", ON_A_SMALL_DISK, "sh", *overrides],
@@ -285,9 +278,24 @@ def test_a_full_disk_at_a_checkpoint_keeps_whole_checkpoints_and_resumes_on_a_la
         env={**os.environ, **variables},
     )
     assert result.returncode == 1, result.stderr[-3000:]
-    # One message, no traceback (and no log line that failed to reach the full disk).
+    # One message, no traceback (not even a background thread's, and no log line that failed
+    # to reach the full disk).
     assert "Traceback" not in result.stderr and "Logging error" not in result.stderr
     message = re.search(r"The disk is full: .*?\n\n", result.stderr, re.DOTALL).group(0)
+    return message, small_disk, copy
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("size", "full_at", "kept"),
+    [("200k", "epoch_000.ckpt", []), ("600k", "last.ckpt", ["epoch_000.ckpt"])],
+    ids=["at the first checkpoint", "at a later checkpoint"],
+)
+def test_a_full_disk_at_a_checkpoint_keeps_whole_checkpoints_and_resumes_on_a_larger_one(
+    size: str, full_at: str, kept: list[str], mnist_dir: Path, tmp_path: Path
+):
+    overrides = [*quick(mnist_dir, tmp_path), "trainer.max_epochs=3"]
+    message, small_disk, copy = _full_disk_message(size, overrides, tmp_path)
     assert message.startswith(
         f"The disk is full: writing {small_disk}/checkpoints/{full_at} needed 3"
     ), message
@@ -311,6 +319,24 @@ def test_a_full_disk_at_a_checkpoint_keeps_whole_checkpoints_and_resumes_on_a_la
     assert "Resuming" in resumed.stderr + resumed.stdout
     assert json.loads((copy / "metrics.json").read_text())["epochs"] == 3
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"] == 2
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_tensorboard_writes_keeps_the_curves_so_far(
+    mnist_dir: Path, tmp_path: Path
+):
+    # No checkpoints or pictures: TensorBoard's event file, written by a background thread,
+    # is what fills the disk.
+    logging_only = ["callbacks=none", "+trainer.enable_checkpointing=false"]
+    overrides = [*quick(mnist_dir, tmp_path), *logging_only, "trainer.max_epochs=200"]
+    overrides.append("trainer.log_every_n_steps=1")
+    message, small_disk, copy = _full_disk_message("60k", overrides, tmp_path)
+    assert message.startswith(f"The disk is full: a write into {small_disk} found no room"), message
+    assert "a TensorBoard event file keeps every record before the cut" in message
+    assert "No checkpoint of this run was written yet." not in message  # none was to be written
+    events = EventAccumulator(str(copy / "tensorboard"))
+    events.Reload()
+    assert len(events.Scalars("train/loss")) >= 5  # epochs before the disk filled
 
 
 # Loaded at start-up (sitecustomize): the second write of last.ckpt is killed halfway, with

@@ -8,15 +8,18 @@ half-written; the message lists the checkpoints that load, to resume from once t
 
 import logging
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from ch12_lightning.caches import human_size
 from ch12_lightning.checkpoints import checkpoints_in
 from ch12_lightning.errors import DiskFullError
 from ch12_lightning.runs import CHECKPOINTS
-from ch12_lightning.utils import NO_SPACE
+from ch12_lightning.utils import NO_SPACE, NoSpaceError
 
 
 @contextmanager
@@ -26,6 +29,8 @@ def full_disk_explained(run_folder: Path, cache_dir: Path | None) -> Iterator[No
     ``cache_dir`` (None where the command takes it from a trained run) picks the advice for a
     cache write.
     """
+    threads_hook = threading.excepthook
+    threading.excepthook = partial(_quiet_when_full, threads_hook)
     try:
         yield
     except Exception as err:
@@ -36,6 +41,15 @@ def full_disk_explained(run_folder: Path, cache_dir: Path | None) -> Iterator[No
         # traceback for each one it drops on the way out.
         logging.raiseExceptions = False
         raise DiskFullError(_message(cause, run_folder, cache_dir)) from err
+    finally:
+        threading.excepthook = threads_hook
+
+
+def _quiet_when_full(hook: Callable[[Any], None], args: Any) -> None:
+    """Leave out a background writer's traceback for a full disk: TensorBoard's event writer
+    hands its error to the main thread's next write, which this module then explains."""
+    if _no_space(args.exc_value) is None:
+        hook(args)
 
 
 def _no_space(err: BaseException | None) -> OSError | None:
@@ -53,12 +67,18 @@ def _message(cause: OSError, run_folder: Path, cache_dir: Path | None) -> str:
     path = Path(cause.filename) if cause.filename else None
     folder = path.parent if path else run_folder
     needed = getattr(cause, "needed", None)
-    what = f"writing {path}" if path else f"writing into {folder}"
+    what = f"writing {path}" if path else f"a write into {folder} found no room"
     if needed is not None:
         what += f" needed {human_size(needed)}"
     lines = [
         f"The disk is full: {what}, and {_free(folder)} are free there ({cause.strerror}). "
-        "Nothing was left half-written."
+        + (
+            "Nothing was left half-written."
+            if isinstance(cause, NoSpaceError)
+            else "Checkpoints, metrics and pictures are written whole or not at all; a "
+            "TensorBoard event file keeps every record before the cut (TensorBoard skips a "
+            "partial last one)."
+        )
     ]
     if path and cache_dir and path.is_relative_to(cache_dir):
         lines.append(
