@@ -19,6 +19,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from ch12_lightning.disk import full_disk_explained
 from ch12_lightning.errors import ConfigError, DiskFullError
 from ch12_lightning.models.module import NonFiniteLossError
 from ch12_lightning.pipeline import build, run
@@ -210,6 +211,31 @@ def test_a_full_disk_stops_the_run_with_one_message_listing_intact_checkpoints(
     assert f"resume with ckpt_path=<run folder> (here: ckpt_path={folder})" in message
     assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["epoch_000.ckpt"]
     assert not (folder / "metrics.json").exists()
+
+
+def test_a_full_disk_at_a_picture_keeps_the_checkpoints_and_says_so(
+    quick_overrides: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(logging, "raiseExceptions", True)
+    _writes_fail(monkeypatch, "learning_curves.png", OSError(errno.ENOSPC, "No space left"))
+    with pytest.raises(DiskFullError) as full:
+        run(compose_config(quick_overrides))
+    folder = tmp_path / "run"
+    assert str(full.value).startswith(f"The disk is full: writing {folder}/learning_curves.png")
+    # Drawn when training ends, after both epochs' checkpoints.
+    assert "checkpoints: last.ckpt (epoch 1, step 32), epoch_001.ckpt (epoch 1" in str(full.value)
+    assert not (folder / "learning_curves.png").exists() and not list(folder.glob(".*.tmp"))
+
+
+def test_a_full_cache_disk_says_how_to_make_room(tmp_path: Path):
+    cache = tmp_path / "cache"
+    with pytest.raises(DiskFullError) as full, full_disk_explained(tmp_path / "run", cache):
+        raise NoSpaceError(cache / "celeba" / "0123.pt", 2_500_000_000)
+    message = str(full.value)
+    assert message.startswith(f"The disk is full: writing {cache}/celeba/0123.pt needed 2.50 GB")
+    assert f"The cache folder {cache} is on that disk" in message
+    assert "./ch12 cache prune" in message and "paths.cache_dir" in message
+    assert "checkpoint" not in message  # a cache, not the run's checkpoints
 
 
 def test_interrupted_json_write_leaves_the_previous_file(
