@@ -1,13 +1,14 @@
 """Small helpers shared by the pipeline, data modules and the sweep summary (stdlib only)."""
 
 import errno
+import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
@@ -47,6 +48,14 @@ def write_bytes_atomic(path: str | Path, data: bytes | memoryview) -> None:
     """Write ``data`` to ``path`` whole or not at all."""
     with atomic_path(path, len(data)) as tmp:
         tmp.write_bytes(data)
+
+
+def write_serialized_atomic(path: str | Path, save: Callable[[BinaryIO], object]) -> None:
+    """Write what ``save`` writes into a file object to ``path``, whole or not at all. It is
+    serialized in memory first, so that a full disk can say how many bytes the file needed."""
+    buffer = io.BytesIO()
+    save(buffer)
+    write_bytes_atomic(path, buffer.getbuffer())
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -1,8 +1,8 @@
 """Pictures of a run, as PNG files in the run folder and in TensorBoard's IMAGES tab."""
 
-import io
 import logging
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from ch12_lightning.callbacks.publish import DISPLAY_WIDTH, logged_step, publish_picture
-from ch12_lightning.utils import write_bytes_atomic
+from ch12_lightning.utils import write_serialized_atomic
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +167,7 @@ class LearningCurves(Callback):
         figure.suptitle("Learning curves")
         # Fixed margins (in inches) instead of tight_layout, which draws the figure once more.
         figure.subplots_adjust(left=0.8 / width, right=1 - 0.2 / width, bottom=0.13, top=0.88)
-        png = io.BytesIO()
-        figure.savefig(png, dpi=100, format="png")
-        write_bytes_atomic(self.path, png.getbuffer())
+        write_serialized_atomic(self.path, partial(figure.savefig, dpi=100, format="png"))
         log.info("Learning curves: %s", self.path)
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Where callbacks put what they draw: a PNG in the run folder and TensorBoard's IMAGES tab, at
 the step on TensorBoard's x axis that every other curve of the run uses."""
 
-import io
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -9,7 +9,7 @@ import numpy as np
 from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
 
-from ch12_lightning.utils import write_bytes_atomic
+from ch12_lightning.utils import write_serialized_atomic
 
 # TensorBoard's IMAGES tab shows each picture 350 px wide, scaled to fit up or down: pictures
 # of that width are shown pixel for pixel, their text as sharp as it was drawn.
@@ -32,9 +32,7 @@ def publish_picture(
 ) -> None:
     """Save ``picture`` as the PNG ``path`` (written beside it, then renamed into place) and add
     it to every TensorBoard logger of the run as ``tag`` at ``step``."""
-    png = io.BytesIO()
-    picture.save(png, format="PNG")
-    write_bytes_atomic(path, png.getbuffer())
+    write_serialized_atomic(path, partial(picture.save, format="PNG"))
     pixels = np.asarray(picture.convert("RGB"))
     for logger in tensorboards(trainer):
         logger.experiment.add_image(tag, pixels, step, dataformats="HWC")

@@ -7,9 +7,9 @@ the class probabilities, with ``returns=probabilities``). The file also carries,
 normalization, class names and how logits become probabilities.
 """
 
-import io
 import json
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from ch12_lightning.errors import ConfigError, invalid
 from ch12_lightning.pipeline import prepare
 from ch12_lightning.trained.predict import image_format
 from ch12_lightning.trained.run import load_run
-from ch12_lightning.utils import write_bytes_atomic
+from ch12_lightning.utils import write_serialized_atomic
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,10 @@ def export_model(
     example = torch.randn(2, *input_shape)
     batch = torch.export.Dim("batch")
     program = torch.export.export(module, (example,), dynamic_shapes={"x": {0: batch}})
-    buffer = io.BytesIO()  # torch.export.save wants a name ending in .pt2; the temporary has none
     extra = {METADATA: json.dumps({"returns": returns, **(metadata or {})}, indent=2)}
-    torch.export.save(program, buffer, extra_files=extra)
-    write_bytes_atomic(path, buffer.getbuffer())
+    # Into a file object: torch.export.save wants a file name ending in .pt2, and the temporary
+    # file beside ``path`` has none.
+    write_serialized_atomic(path, partial(torch.export.save, program, extra_files=extra))
     _check_round_trip(module, path, input_shape)
     return program
 
