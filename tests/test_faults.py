@@ -213,6 +213,23 @@ def test_a_full_disk_stops_the_run_with_one_message_listing_intact_checkpoints(
     assert not (folder / "metrics.json").exists()
 
 
+def test_checkpoints_written_in_a_thread_are_whole_too(
+    quick_overrides: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(logging, "raiseExceptions", True)
+    _writes_fail(monkeypatch, "last.ckpt", OSError(errno.ENOSPC, "No space left on device"))
+    in_a_thread = "+trainer.plugins=[{_target_:lightning.pytorch.plugins.io.AsyncCheckpointIO}]"
+    with pytest.raises(DiskFullError, match="The disk is full: writing .*last.ckpt needed"):
+        run(compose_config([*quick_overrides, in_a_thread]))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    # The thread's error comes out at the next save: epoch 1's best is written by then.
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch_000.ckpt", "epoch_001.ckpt"]
+    for epoch in (0, 1):
+        assert (
+            torch.load(checkpoints / f"epoch_00{epoch}.ckpt", weights_only=True)["epoch"] == epoch
+        )
+
+
 def test_a_full_disk_at_a_picture_keeps_the_checkpoints_and_says_so(
     quick_overrides: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

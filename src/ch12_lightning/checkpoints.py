@@ -7,16 +7,17 @@ truncated under the real name, ``last.ckpt`` included. Here a checkpoint is seri
 file stays whole until the new one is.
 """
 
-import io
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.plugins.io import AsyncCheckpointIO
 
-from ch12_lightning.utils import write_bytes_atomic
+from ch12_lightning.utils import write_serialized_atomic
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -30,16 +31,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or "://" in str(path):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        write_bytes_atomic(path, buffer.getbuffer())
+        write_serialized_atomic(path, partial(torch.save, checkpoint))
 
 
 def write_checkpoints_atomically(trainer: L.Trainer) -> None:
-    """Give the trainer ``AtomicCheckpointIO`` where it would use Lightning's default; a
-    ``CheckpointIO`` plugin the user chose is left as it is."""
-    if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+    """Give the trainer ``AtomicCheckpointIO`` where it would use Lightning's default, also
+    inside ``AsyncCheckpointIO`` (``+trainer.plugins=[...]``), which writes through it in a
+    thread; any other ``CheckpointIO`` plugin the user chose is left as it is."""
+    io = trainer.strategy.checkpoint_io
+    if type(io) is TorchCheckpointIO:
         trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+    elif type(io) is AsyncCheckpointIO and type(io.checkpoint_io) is TorchCheckpointIO:
+        trainer.strategy.checkpoint_io = AsyncCheckpointIO(AtomicCheckpointIO())
 
 
 @dataclass(frozen=True)
