@@ -365,6 +365,16 @@ def test_a_full_disk_at_a_checkpoint_keeps_whole_checkpoints_and_resumes_on_a_la
 
 
 @pytest.mark.slow
+def test_a_full_disk_under_ddp_is_one_message_from_rank_zero(mnist_dir: Path, tmp_path: Path):
+    overrides = [*quick(mnist_dir, tmp_path), "trainer.max_epochs=3", "accelerator=ddp_cpu"]
+    message, small_disk, copy = _full_disk_message("600k", overrides, tmp_path)
+    assert message.startswith(f"The disk is full: writing {small_disk}/checkpoints/last.ckpt"), (
+        message
+    )
+    assert sorted(p.name for p in (copy / "checkpoints").iterdir()) == ["epoch_000.ckpt"]
+
+
+@pytest.mark.slow
 def test_a_full_disk_during_tensorboard_writes_keeps_the_curves_so_far(
     mnist_dir: Path, tmp_path: Path
 ):

@@ -21,6 +21,10 @@ class DiskFullError(Explained):
     """A disk ran full during a run; the message says where, how much, and what is intact."""
 
 
+class PeerLostError(Explained):
+    """A rank of a DDP run stopped because another one went away; that one says why."""
+
+
 class ConfigError(InputError, ValueError):
     """A config value that cannot work."""
 

@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
 
 from ch12_lightning.cluster import external_environment
+from ch12_lightning.errors import PeerLostError
 from ch12_lightning.utils import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -53,11 +54,22 @@ def failures_reported(run_folder: Path) -> Iterator[None]:
         rank, world = rank_and_world()
         if world > 1:
             _report(err, rank, world, run_folder, since=started - START_SKEW_S)
+            if rank != 0 and _lost_a_peer(err):
+                # Where it waited is no news; the rank that failed first tells the cause.
+                raise PeerLostError(
+                    f"Rank {rank} of {world} lost contact with the other ranks ({_one_line(err)}); "
+                    "the rank that failed first says why: rank 0's message, or the launcher's "
+                    "summary if a rank was killed."
+                ) from err
         raise
 
 
+def _one_line(err: Exception) -> str:
+    return f"{type(err).__name__}: {err}".strip().splitlines()[0]
+
+
 def _report(err: Exception, rank: int, world: int, run_folder: Path, since: float) -> None:
-    what = f"{type(err).__name__}: {err}".strip().splitlines()[0]
+    what = _one_line(err)
     if rank != 0:
         # On a full disk the report cannot be written; the rank's own error must still go up.
         with suppress(OSError):
