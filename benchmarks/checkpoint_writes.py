@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from ch12_lightning.checkpoints import AtomicCheckpointIO
+from ch12_lightning.run.checkpoints import AtomicCheckpointIO
 
 
 def seconds_per_save(io: TorchCheckpointIO, state: dict, path: Path, saves: int) -> float:

@@ -61,7 +61,7 @@ def _mnist_datamodule(args: argparse.Namespace):
 
 def _as_plain_torch() -> None:
     """The hand-written pipelines use torch alone. Our data loading imported Lightning, whose
-    import makes torch probe for GPUs at every Adam step (see ``pipeline``); undo that here."""
+    import makes torch probe for GPUs at every Adam step (see ``run/build.py``); undo that here."""
     os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
 
 
@@ -130,7 +130,7 @@ def run_ours(args: argparse.Namespace) -> tuple[list[float], int]:
     from lightning.pytorch.callbacks import Callback
 
     from ch12_lightning import config_dir
-    from ch12_lightning.pipeline import build, prepare
+    from ch12_lightning.run.build import build, prepare
 
     overrides = [
         f"paths.data_dir={args.data_dir}",

@@ -7,19 +7,19 @@ from omegaconf import OmegaConf
 
 
 def _run_name(own_stamp: str) -> str:
-    from ch12_lightning.cluster import run_name  # imports Lightning: only when a run starts
+    from ch12_lightning.cluster.launch import run_name  # imports Lightning: only when a run starts
 
     return run_name(own_stamp)
 
 
 def _output_subdir() -> str | None:
-    from ch12_lightning.cluster import output_subdir
+    from ch12_lightning.cluster.launch import output_subdir
 
     return output_subdir()
 
 
 def _job_folder(*args: object) -> str:
-    from ch12_lightning.sweep_names import job_folder
+    from ch12_lightning.sweeps.names import job_folder
 
     return job_folder(*args)
 

@@ -1,8 +1,8 @@
 """Entry point: ``python -m ch12_lightning.cache list|prune [...]`` (``./ch12 cache ...``).
 
 Shows and removes the CelebA caches, one per combination of settings, which nothing else
-removes. Thin: the work is in ``caches``. No torch, and Hydra only when the default folder is
-needed, so ``--help`` answers at once.
+removes. Thin: the work is in ``data/cache_folder.py``. No torch, and Hydra only when the
+default folder is needed, so ``--help`` answers at once.
 """
 
 import argparse
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ch12_lightning import caches
+from ch12_lightning.data import cache_folder
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,17 +106,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         cache_dir = default_cache_dir()
 
     if args.command == "list":
-        print(caches.list_caches(cache_dir))
+        print(cache_folder.list_caches(cache_dir))
         return 0
-    entries = caches.celeba_entries(cache_dir)
-    chosen = caches.select_for_pruning(
+    entries = cache_folder.celeba_entries(cache_dir)
+    chosen = cache_folder.select_for_pruning(
         entries, older_than_days=args.older_than, keep_last=args.keep_last, remove_all=args.all
     )
-    lines = caches.prune(chosen, dry_run=args.dry_run)
+    lines = cache_folder.prune(chosen, dry_run=args.dry_run)
     print("\n".join(lines))
     kept = [e for e in entries if not e.is_temporary and e not in chosen]
     if kept:
-        size = caches.human_size(sum(e.size for e in kept))
+        size = cache_folder.human_size(sum(e.size for e in kept))
         print(f"kept {len(kept)} CelebA cache{'s' * (len(kept) != 1)} ({size})")
     return 1 if any(line.startswith("could not remove") for line in lines) else 0
 

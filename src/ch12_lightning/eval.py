@@ -10,13 +10,13 @@ import hydra
 from omegaconf import DictConfig
 
 from ch12_lightning import config_dir
-from ch12_lightning.cli import errors_as_messages
+from ch12_lightning.errors.messages import errors_as_messages
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Evaluate one checkpoint: print the metrics, write them to this command's folder."""
-    from ch12_lightning.disk import full_disk_explained
+    from ch12_lightning.run.disk import full_disk_explained
     from ch12_lightning.trained.evaluate import evaluate
 
     cache_dir = cfg.paths.cache_dir and Path(cfg.paths.cache_dir).expanduser()

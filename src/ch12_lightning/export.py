@@ -10,13 +10,13 @@ import hydra
 from omegaconf import DictConfig
 
 from ch12_lightning import config_dir
-from ch12_lightning.cli import errors_as_messages
+from ch12_lightning.errors.messages import errors_as_messages
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="export")
 def main(cfg: DictConfig) -> None:
     """Export one checkpoint's model to a .pt2 file and print its path."""
-    from ch12_lightning.disk import full_disk_explained
+    from ch12_lightning.run.disk import full_disk_explained
     from ch12_lightning.trained.export import export_run
 
     cache_dir = cfg.paths.cache_dir and Path(cfg.paths.cache_dir).expanduser()

@@ -10,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from ch12_lightning import config_dir
-from ch12_lightning.cli import errors_as_messages
+from ch12_lightning.errors.messages import errors_as_messages
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
@@ -19,8 +19,8 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from ch12_lightning.pipeline import run
-    from ch12_lightning.rank_failures import failures_reported
+    from ch12_lightning.cluster.rank_failures import failures_reported
+    from ch12_lightning.run.pipeline import run
 
     with errors_as_messages(), failures_reported(Path(cfg.paths.output_dir)):
         metrics = run(cfg, in_sweep=HydraConfig.get().mode == RunMode.MULTIRUN)

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from ch12_lightning.callbacks.publish import DISPLAY_WIDTH, logged_step, publish_picture
-from ch12_lightning.utils import write_serialized_atomic
+from ch12_lightning.files.atomic import write_serialized_atomic
 
 log = logging.getLogger(__name__)
 

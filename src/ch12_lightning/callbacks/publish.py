@@ -9,7 +9,7 @@ import numpy as np
 from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
 
-from ch12_lightning.utils import write_serialized_atomic
+from ch12_lightning.files.atomic import write_serialized_atomic
 
 # TensorBoard's IMAGES tab shows each picture 350 px wide, scaled to fit up or down: pictures
 # of that width are shown pixel for pixel, their text as sharp as it was drawn.

@@ -26,7 +26,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms.v2 import functional as F
 
-from ch12_lightning.caches import cache_folder_summary
+from ch12_lightning.data.cache_folder import cache_folder_summary
 from ch12_lightning.data.celeba_decode import decode_all, picture_pixels
 from ch12_lightning.data.celeba_files import (
     PARTITIONS,
@@ -37,7 +37,7 @@ from ch12_lightning.data.celeba_files import (
 from ch12_lightning.data.room import check_room
 from ch12_lightning.data.tensor_batches import InMemoryDataModule, TensorBatches
 from ch12_lightning.errors import ConfigError, InputError
-from ch12_lightning.utils import atomic_path, write_json_atomic
+from ch12_lightning.files.atomic import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 

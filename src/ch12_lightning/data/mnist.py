@@ -17,7 +17,7 @@ from torchvision.datasets import MNIST
 
 from ch12_lightning.data.tensor_batches import InMemoryDataModule, TensorBatches
 from ch12_lightning.errors import ConfigError, InputError, MissingDataError, invalid
-from ch12_lightning.utils import atomic_path
+from ch12_lightning.files.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -109,7 +109,7 @@ class InMemoryDataModule(L.LightningDataModule):
     Subclasses pass the serving settings to ``__init__`` and fill ``self.splits`` in ``setup``.
     """
 
-    task = "classification"  # or "regression": which models fit (``pipeline.build`` checks)
+    task = "classification"  # or "regression": which models fit (``run.build`` checks)
     input_size: int
     num_classes: int
     class_names: list[str]
@@ -132,7 +132,7 @@ class InMemoryDataModule(L.LightningDataModule):
 
     @property
     def model_arguments(self) -> dict[str, Any]:
-        """What the model must know about the data, passed to it by ``pipeline.build``."""
+        """What the model must know about the data, passed to it by ``run.build``."""
         return {
             "input_size": self.input_size,
             "num_classes": self.num_classes,

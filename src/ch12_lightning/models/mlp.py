@@ -24,7 +24,7 @@ def build_mlp(
 ) -> nn.Sequential:
     """Flatten, then Linear -> activation (-> dropout) per hidden layer, then a Linear to logits.
 
-    The arguments are checked where the config is (``ch12_lightning.validation``).
+    The arguments are checked where the config is (``ch12_lightning.checks.config``).
     """
     layers: list[nn.Module] = [nn.Flatten()]
     width = input_size

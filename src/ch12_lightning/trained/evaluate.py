@@ -11,9 +11,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ch12_lightning.errors import ConfigError, invalid
-from ch12_lightning.pipeline import build_trainer, prepare
-from ch12_lightning.trained.run import load_run
-from ch12_lightning.utils import write_json_atomic, write_text_atomic
+from ch12_lightning.files.atomic import write_json_atomic, write_text_atomic
+from ch12_lightning.run.build import build_trainer, prepare
+from ch12_lightning.trained.load import load_run
 
 log = logging.getLogger(__name__)
 

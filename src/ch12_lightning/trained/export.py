@@ -18,10 +18,10 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from ch12_lightning.errors import ConfigError, invalid
-from ch12_lightning.pipeline import prepare
+from ch12_lightning.files.atomic import write_serialized_atomic
+from ch12_lightning.run.build import prepare
+from ch12_lightning.trained.load import load_run
 from ch12_lightning.trained.predict import image_format
-from ch12_lightning.trained.run import load_run
-from ch12_lightning.utils import write_serialized_atomic
 
 log = logging.getLogger(__name__)
 

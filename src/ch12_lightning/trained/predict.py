@@ -28,7 +28,9 @@ from torchvision.transforms.v2 import functional as F
 from ch12_lightning.data.celeba import CelebADataModule
 from ch12_lightning.data.mnist import IMAGE_SHAPE, MNISTDataModule
 from ch12_lightning.errors import ConfigError, InputError, invalid
-from ch12_lightning.pipeline import prepare
+from ch12_lightning.files.atomic import atomic_path
+from ch12_lightning.run.build import prepare
+from ch12_lightning.trained.load import load_run
 from ch12_lightning.trained.pictures import (
     Picture,
     UnreadablePicture,
@@ -37,8 +39,6 @@ from ch12_lightning.trained.pictures import (
     open_picture,
     small_picture_note,
 )
-from ch12_lightning.trained.run import load_run
-from ch12_lightning.utils import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,2 @@
+"""Checks of a run's inputs before anything is read or built: config values and keys,
+checkpoints."""

@@ -1,0 +1,206 @@
+"""Every check of a run's config values, in one place, before anything is read, built or trained.
+
+A bad value would otherwise surface late and far from its cause: a zero batch size deep inside
+the DataLoader, an unknown activation as a KeyError, 64 CPU "devices" as 64 processes.
+``validate`` raises one ``ConfigError`` with a line per bad value, ``key=value is not valid:
+<what would be>``. Checks that need the data files (an unknown CelebA attribute, too few images,
+damaged files) stay in the data modules, which read them.
+"""
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ch12_lightning.checks.keys import unknown_key_problems
+from ch12_lightning.errors import ConfigError, invalid
+from ch12_lightning.models.classifier import LOSSES
+from ch12_lightning.models.mlp import ACTIVATIONS
+from ch12_lightning.models.optim import NO_SCHEDULER, OPTIMIZERS, SCHEDULERS
+
+_ABSENT = object()
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _sizes(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(map(_positive_int, value))
+
+
+POSITIVE_INT = "must be a positive integer"
+# (key, test, what is valid); keys absent from the config (n_per_class with MNIST) are skipped.
+RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("optimizer.lr", lambda v: _number(v) and v > 0, "must be a positive number"),
+    ("optimizer.fused", lambda v: v in ("auto", True, False), "must be auto, true or false"),
+    ("dataset.batch_size", _positive_int, POSITIVE_INT),
+    (
+        "dataset.eval_batch_size",
+        lambda v: v is None or _positive_int(v),
+        "must be a positive integer or null (the training batch_size)",
+    ),
+    ("dataset.val_size", _positive_int, POSITIVE_INT),
+    ("dataset.n_per_class", _positive_int, POSITIVE_INT),
+    ("dataset.image_size", _positive_int, POSITIVE_INT),
+    (
+        "dataset.eval_per_class",
+        lambda v: v in ("balanced", "all") or _positive_int(v),
+        "must be balanced, all or a positive integer",
+    ),
+    ("dataset.num_workers", lambda v: isinstance(v, int) and v >= 0, "must be 0 or more"),
+    (
+        "dataset.memory_limit_gb",
+        lambda v: v is None or (_number(v) and v > 0),
+        "must be a positive number of GB, or null (the memory this machine has available)",
+    ),
+    ("model.hidden_sizes", _sizes, "must be a non-empty list of positive integers, e.g. [32,16]"),
+    ("model.dropout", lambda v: _number(v) and 0 <= v < 1, "must be in [0, 1)"),
+    ("model.compile", lambda v: isinstance(v, bool), "must be true or false"),
+    ("scheduler.interval", lambda v: v in ("epoch", "step"), "must be epoch or step"),
+    ("scheduler.frequency", _positive_int, POSITIVE_INT),
+    ("scheduler.step_size", _positive_int, POSITIVE_INT),
+    ("scheduler.T_max", _positive_int, POSITIVE_INT),
+    ("scheduler.max_lr", lambda v: _number(v) and v > 0, "must be a positive number"),
+)
+# Names the code looks up, with the tables that define them.
+CHOICES: tuple[tuple[str, Any], ...] = (
+    ("model.activation", ACTIVATIONS),
+    ("model.loss", LOSSES),
+    ("optimizer.name", OPTIMIZERS),
+    ("scheduler.name", {NO_SCHEDULER, *SCHEDULERS}),
+)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise one ``ConfigError`` naming every bad value of ``cfg``; return if there is none."""
+    problems = [
+        invalid(key, value, reason)
+        for key, test, reason in RULES
+        if (value := _value(cfg, key)) is not _ABSENT and not test(value)
+    ]
+    problems += [
+        invalid(key, value, f"must be one of {', '.join(sorted(names))}")
+        for key, names in CHOICES
+        if (value := _value(cfg, key)) is not _ABSENT and value not in names
+    ]
+    problems += _run_length_problems(cfg)
+    problems += _unvalidated_monitor_problems(cfg)
+    problems += unknown_key_problems(cfg)
+    problems += _device_problems(_value(cfg, "trainer.accelerator"), _value(cfg, "trainer.devices"))
+    problems += _output_problems(_value(cfg, "paths.output_dir"))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _run_length_problems(cfg: DictConfig) -> list[str]:
+    """``max_epochs`` bounds the run, unless ``max_steps`` or ``max_time`` does (with -1)."""
+    epochs = _value(cfg, "trainer.max_epochs")
+    if epochs is _ABSENT or _positive_int(epochs):
+        return []
+    bounded = _positive_int(_value(cfg, "trainer.max_steps")) or _value(
+        cfg, "trainer.max_time"
+    ) not in (_ABSENT, None)
+    if epochs == -1 and bounded:
+        return []
+    reason = f"{POSITIVE_INT}, or -1 (no limit) with trainer.max_steps or trainer.max_time set"
+    return [invalid("trainer.max_epochs", epochs, reason)]
+
+
+def _unvalidated_monitor_problems(cfg: DictConfig) -> list[str]:
+    """Early stopping and ReduceLROnPlateau watch a validation metric: with no validation at
+    all, Lightning would stop the run at the end of its first epoch."""
+    if _value(cfg, "trainer.limit_val_batches") not in (0, 0.0):
+        return []
+    watchers = [
+        f"callbacks.{name} (monitor={entry.get('monitor')})"
+        for name, entry in (cfg.get("callbacks") or {}).items()
+        if entry and str(entry.get("_target_", "")).endswith("EarlyStopping")
+    ]
+    if _value(cfg, "scheduler.name") == "plateau":
+        watchers.append(f"scheduler=plateau (monitor={_value(cfg, 'scheduler.monitor')})")
+    if not watchers:
+        return []
+    reason = (
+        f"{' and '.join(watchers)} need a validation metric, and no validation runs; "
+        "allow some validation batches, or drop what monitors them"
+    )
+    return [invalid("trainer.limit_val_batches", 0, reason)]
+
+
+def _value(cfg: DictConfig, key: str) -> Any:
+    value = OmegaConf.select(cfg, key, default=_ABSENT)
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def _cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _mps() -> int:
+    return int(torch.backends.mps.is_available())
+
+
+def _gpus() -> int:
+    return torch.cuda.device_count() or _mps()
+
+
+# Devices each accelerator has here. Lightning accepts any number of CPU "devices" (one process
+# each), so trainer.devices=64 would start 64 processes; it checks GPUs only once the Trainer is
+# built. Other accelerators (auto, xla, ...) are left to Lightning.
+DEVICES: dict[str, tuple[Callable[[], int], str]] = {
+    "cpu": (_cpu_cores, "CPU cores"),
+    "gpu": (_gpus, "GPUs"),
+    "cuda": (torch.cuda.device_count, "CUDA GPUs"),
+    "mps": (_mps, "MPS GPUs"),
+}
+
+
+def _device_problems(accelerator: Any, devices: Any) -> list[str]:
+    if accelerator not in DEVICES:
+        return []
+    count, unit = DEVICES[accelerator]
+    available = count()
+    if not available:
+        return [
+            invalid(
+                "trainer.accelerator",
+                accelerator,
+                f"this machine has no {unit}; use accelerator=cpu, or accelerator=auto to take "
+                "a GPU where there is one",
+            )
+        ]
+    if devices == "auto" or (devices == -1 and accelerator != "cpu"):
+        return []
+    wanted = len(devices) if isinstance(devices, list) else devices
+    if _positive_int(wanted) and wanted <= available:
+        return []
+    also = "auto" if accelerator == "cpu" else "auto, -1 (all)"
+    reason = f"must be {also} or 1 to {available}: this machine has {available} {unit}"
+    return [invalid("trainer.devices", devices, reason)]
+
+
+def _output_problems(output_dir: Any) -> list[str]:
+    """Whether the run folder can be created and written; nothing is created here.
+
+    Checked by the path rather than by the permission bits alone: root may write anywhere, but
+    not below a regular file.
+    """
+    if not isinstance(output_dir, str):
+        return []
+    folder = Path(output_dir).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        reason = f"{existing} is a file, not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = f"{existing} is not writable"
+    else:
+        return []
+    return [invalid("paths.output_dir", output_dir, f"{reason}; choose a folder you can write")]

@@ -1,0 +1,116 @@
+"""Short fits through the real pipeline: every optimizer, checkpoints, metrics, TensorBoard."""
+
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from ch12_lightning.models.classifier import MLPClassifier
+from ch12_lightning.models.mlp import build_mlp
+from ch12_lightning.run.build import build
+from ch12_lightning.run.pipeline import run
+from tests.conftest import compose_config, with_output_dir
+
+METRICS = (
+    "train/loss",
+    "train/acc",
+    "val/loss",
+    "val/acc",
+    "val/acc_best",
+    "test/loss",
+    "test/acc",
+)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_fit_validate_test(optimizer: str, quick_overrides: list[str], tmp_path: Path):
+    metrics = run(compose_config([*quick_overrides, f"optimizer={optimizer}"]))
+    assert set(METRICS) <= set(metrics)
+    assert metrics["test/acc"] > 0.5, metrics  # the generated digits are easy to tell apart
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert written["metrics"]["test/acc"] == pytest.approx(metrics["test/acc"])
+    assert written["epochs"] == 2
+    assert (tmp_path / "run" / "config_resolved.yaml").is_file()
+
+
+def test_checkpoints_hold_plain_data_and_reload(quick_overrides: list[str], tmp_path: Path):
+    run(compose_config([*quick_overrides, "model.hidden_sizes=[24,12]", "optimizer=sgd"]))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert (checkpoints / "last.ckpt").is_file()
+    best = json.loads((tmp_path / "run" / "metrics.json").read_text())["checkpoint"]
+    assert Path(best).parent == checkpoints
+    for path in checkpoints.glob("*.ckpt"):
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        assert state["hyper_parameters"]["hidden_sizes"] == [24, 12]
+        assert state["hyper_parameters"]["optimizer"]["name"] == "sgd"
+    model = MLPClassifier.load_from_checkpoint(best, weights_only=True)
+    assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_resume_from_checkpoint_continues_to_max_epochs(quick_overrides: list[str], tmp_path: Path):
+    run(compose_config([*quick_overrides, "trainer.max_epochs=1", "test=false"]))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    resumed = [*quick_overrides, "trainer.max_epochs=2", f"ckpt_path={last}", "test=false"]
+    run(compose_config(with_output_dir(resumed, tmp_path / "resumed")))
+    assert json.loads((tmp_path / "resumed" / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_same_seed_same_metrics(quick_overrides: list[str], tmp_path: Path):
+    first = run(compose_config([*quick_overrides, "model.dropout=0.2"]))
+    again = with_output_dir([*quick_overrides, "model.dropout=0.2"], tmp_path / "again")
+    assert run(compose_config(again)) == first
+
+
+@pytest.mark.parametrize("logger", ["none", "csv"])
+def test_other_loggers(logger: str, quick_overrides: list[str]):
+    metrics = run(compose_config([*quick_overrides, f"logger={logger}", "trainer.max_epochs=1"]))
+    assert metrics["test/acc"] > 0
+
+
+def test_backward_hooks_reach_callbacks_once_per_optimizer_step(quick_overrides: list[str]):
+
+    class CountBackward(Callback):
+        calls = 0
+
+        def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            CountBackward.calls += 1
+
+    cfg = compose_config([*quick_overrides, "trainer.max_epochs=1"])
+    datamodule, model, trainer = build(cfg)
+    trainer.callbacks.append(CountBackward())
+    trainer.fit(model, datamodule=datamodule)
+    assert CountBackward.calls == trainer.global_step == 16
+
+
+def test_tensorboard_has_scalars_and_an_hparams_session_without_made_up_points(
+    quick_overrides: list[str], tmp_path: Path
+):
+    run(compose_config(quick_overrides))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert set(METRICS) <= scalars
+    # No declared hp/* columns (each began with a 0.0 at step 0): HPARAMS shows the metrics.
+    assert not any(tag.startswith("hp/") or tag == "hp_metric" for tag in scalars)
+    content = events.PluginTagToContent("hparams")
+    # No experiment summary: TensorBoard then builds one from all the runs it shows, with the
+    # hyperparameters that differ between them first (backend_context.py).
+    assert set(content) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
+    session = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]
+    ).session_start_info
+    assert session.hparams["optimizer/lr"].number_value == pytest.approx(1e-3)
+    assert session.hparams["optimizer/name"].string_value == "adam"
+    assert session.hparams["data/batch_size"].number_value == 32
+    assert session.hparams["hidden_sizes"].string_value == "[32, 16]"
+
+
+def test_mlp_shape():
+    # Bad settings are refused before the model is built: tests/test_errors.py.
+    net = build_mlp(784, [32, 16], 10, "gelu", dropout=0.1)
+    assert net(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
