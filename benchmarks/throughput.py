@@ -1,6 +1,7 @@
 """Training throughput of ch12_lightning against the hand-written limit and the naive pipeline.
 
-Same model (784-32-16-10 MLP), batch size, optimizer (Adam 1e-3) and thread count for all three:
+Same model (the book's 784-32-16-10 MLP, or with ``--net cnn`` the CNN of ``model=cnn``), batch
+size, optimizer (Adam 1e-3) and thread count for all of them:
 
 1. naive: torchvision MNIST with a per-sample ToTensor/Normalize transform, a plain DataLoader,
    a hand-written loop;
@@ -69,16 +70,22 @@ def _device(args: argparse.Namespace) -> str:
     return "cuda" if args.accelerator == "gpu" else "cpu"
 
 
+def _network(args: argparse.Namespace):
+    """The network every pipeline trains: the book's MLP, or the CNN of ``model=cnn``."""
+    from ch12_lightning.models.nets.cnn import CNN
+    from ch12_lightning.models.nets.mlp import MLP
+
+    return CNN((1, 28, 28), 10) if args.net == "cnn" else MLP((1, 28, 28), 10, [32, 16], "relu")
+
+
 def _hand_loop(
     batches: Callable[[], Iterable], args: argparse.Namespace, fused: bool | None = None
 ) -> list[float]:
-    """Train the book's MLP with a plain loop; return the seconds each epoch took."""
+    """Train the network with a plain loop; return the seconds each epoch took."""
     import torch
 
-    from ch12_lightning.models.mlp import build_mlp
-
     device = _device(args)
-    model = build_mlp(784, [32, 16], 10, "relu").to(device)
+    model = _network(args).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
     loss_fn = torch.nn.CrossEntropyLoss()
     seconds = []
@@ -142,6 +149,7 @@ def run_ours(args: argparse.Namespace) -> tuple[list[float], int]:
         f"trainer.max_epochs={args.epochs}",
         f"torch_num_threads={args.threads}",
         f"trainer.accelerator={args.accelerator}",
+        f"model={args.net}",
         *args.ours_override,
     ]
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
@@ -254,7 +262,7 @@ def _child(args: argparse.Namespace, *extra: str) -> list[str]:
     return [
         sys.executable, __file__, "--data-dir", args.data_dir, "--cache-dir", args.cache_dir,
         "--out-dir", args.out_dir, "--accelerator", args.accelerator,
-        "--val-size", str(args.val_size),
+        "--val-size", str(args.val_size), "--net", args.net,
         *(f"--ours-override={override}" for override in args.ours_override), *extra,
     ]  # fmt: skip
 
@@ -473,17 +481,15 @@ def recipe_part(args: argparse.Namespace) -> None:
 
 
 def _bare_lightning_epoch(loader: Iterable, args: argparse.Namespace) -> float:
-    """Seconds of one epoch of the smallest LightningModule that trains the book's MLP
+    """Seconds of one epoch of the smallest LightningModule that trains the network
     (``training_step`` returns the loss; fused Adam) under ``Trainer(barebones=True)``."""
     import lightning as L
     import torch
 
-    from ch12_lightning.models.mlp import build_mlp
-
     class Bare(L.LightningModule):
         def __init__(self) -> None:
             super().__init__()
-            self.net = build_mlp(784, [32, 16], 10, "relu")
+            self.net = _network(args)
             self.loss_fn = torch.nn.CrossEntropyLoss()
 
         def training_step(self, batch, batch_idx):
@@ -612,6 +618,10 @@ def main() -> None:
     parser.add_argument("--val-size", type=int, default=5000, help="held out of training")
     parser.add_argument("--accelerator", default="cpu", help="cpu, or gpu where there is one")
     parser.add_argument(
+        "--net", choices=("mlp", "cnn"), default="mlp",
+        help="the network of every pipeline: the book's MLP, or the CNN of model=cnn",
+    )  # fmt: skip
+    parser.add_argument(
         "--ours-override", action="append", default=[], metavar="KEY=VALUE",
         help="a config override for ours (repeatable), e.g. model.compile=true",
     )  # fmt: skip
@@ -636,7 +646,8 @@ def main() -> None:
     elif args.one_celeba:
         run_celeba(args)
     else:
-        print(f"threads={args.threads} accelerator={args.accelerator} data={args.data_dir}")
+        print(f"threads={args.threads} accelerator={args.accelerator} net={args.net} "
+              f"data={args.data_dir}")  # fmt: skip
         for part in args.parts:
             PARTS[part](args)
 

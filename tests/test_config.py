@@ -45,6 +45,21 @@ def test_accelerators_set_the_trainer(quick_overrides: list[str]):
     assert (gpu.accelerator, gpu.devices) == ("gpu", 1)
 
 
+@pytest.mark.parametrize(
+    ("experiment", "sizes"), [("mnist_book", [32, 16]), ("celeba_practice", [256, 64])]
+)
+def test_an_experiment_sets_its_mlp_and_leaves_another_network_alone(
+    experiment: str, sizes: list[int]
+):
+    mlp = compose_config([f"experiment={experiment}"]).model
+    assert (mlp.net, mlp.hidden_sizes) == ("ch12_lightning.models.nets.mlp.MLP", sizes)
+    assert compose_config([f"experiment={experiment}", "model.hidden_sizes=[8]"]).model[
+        "hidden_sizes"
+    ] == [8]  # the command line still has the last word
+    cnn = compose_config([f"experiment={experiment}", "model=cnn"]).model
+    assert cnn.net == "ch12_lightning.models.nets.cnn.CNN" and "hidden_sizes" not in cnn
+
+
 def test_optimizer_options_carry_their_settings():
     sgd = compose_config(["optimizer=sgd"]).optimizer
     assert {"lr", "momentum", "nesterov", "weight_decay"} <= set(sgd)

@@ -230,3 +230,27 @@ def test_tensorboard_serves_every_job_of_a_sweep(mnist_dir: Path, workdir: Path)
         assert {"optimizer/name", "optimizer/lr"} <= set(differs)
         assert [info["name"] for info in infos[: len(differs)]] == differs
         assert "hidden_sizes" not in differs
+
+
+@pytest.mark.slow
+def test_hparams_compare_runs_of_different_networks(mnist_dir: Path, workdir: Path):
+    """Each network has settings of its own: HPARAMS shows the union, the network as ``net``."""
+    cwd = workdir / "networks"
+    cwd.mkdir()
+    result = train("-m", *quick(mnist_dir, workdir), "model=mlp,cnn", cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = run_folders(cwd, kind="multiruns")
+    jobs = {f"{job.name}/tensorboard": job for job in sweep.iterdir() if job.is_dir()}
+    assert sorted(jobs) == ["0_model=mlp/tensorboard", "1_model=cnn/tensorboard"]
+    with tensorboard(sweep, set(jobs), []) as board:
+        infos = board.experiment()["hparamInfos"]
+        names = {info["name"] for info in infos}
+        assert {"net", "hidden_sizes", "channels", "kernel_size", "batch_norm"} <= names
+        assert "net" in [info["name"] for info in infos if info.get("differs")]
+        groups = board.session_groups()
+        mlp, cnn = groups["0_model=mlp/tensorboard"], groups["1_model=cnn/tensorboard"]
+        assert mlp["hparams"]["net"] == "ch12_lightning.models.nets.mlp.MLP"
+        assert mlp["hparams"]["hidden_sizes"] == "[32, 16]" and "channels" not in mlp["hparams"]
+        assert cnn["hparams"]["channels"] == "[16, 32]" and "hidden_sizes" not in cnn["hparams"]
+        for run, folder in jobs.items():
+            check_session(groups[run], folder)

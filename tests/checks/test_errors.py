@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from ch12_lightning.checks.checkpoint import check_checkpoint
+from ch12_lightning.checks.checkpoint_file import check_checkpoint
 from ch12_lightning.checks.config import validate
 from ch12_lightning.data.celeba import CorruptImageError
 from ch12_lightning.data.celeba_files import CelebAFormatError
@@ -79,6 +79,12 @@ def _refused(overrides: list[str], tmp_path: Path) -> str:
             "optimizer.name=rmsprop is not valid: must be one of adam, adamw, sgd",
         ),
         ("trainer.devices=10000", "trainer.devices=10000 is not valid: must be auto or 1 to "),
+        ("model=cnn", None),  # valid: the control for the network settings
+        ("model.net=nowhere.Net", "model.net=nowhere.Net is not valid: no network can be imp"),
+        (
+            "model.net=ch12_lightning.models.nets.mlp",
+            "model.net=ch12_lightning.models.nets.mlp is not valid: no network can be imported",
+        ),
     ],
 )
 def test_bad_value_is_refused_before_anything_runs(
@@ -126,6 +132,67 @@ def test_lightning_refusal_found_at_fit_is_a_message(quick_overrides: list[str],
     message = str(err.value)
     assert message.startswith("Lightning refused these trainer flags: You requested to check 0.01")
     assert "Try at least `limit_train_batches=0.0625`" in message
+
+
+CNN_CHANNELS = "must be a non-empty list of positive integers, e.g. [16,32]"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.channels=[0]"], f"model.channels=[0] is not valid: {CNN_CHANNELS}"),
+        (["model.channels=[]"], f"model.channels=[] is not valid: {CNN_CHANNELS}"),
+        (["model.kernel_size=0"], "model.kernel_size=0 is not valid: must be a positive integer"),
+        (["model.activation=swish"], f"model.activation=swish is not valid: {ACTIVATIONS}"),
+        (["model.batch_norm=maybe"], "model.batch_norm=maybe is not valid: must be true or false"),
+        (["model.dropout=1"], "model.dropout=1 is not valid: must be in [0, 1)"),
+        (
+            ["+model.hidden_sizes=[8]"],
+            "model.hidden_sizes=[8] is not valid: ch12_lightning.models"
+            ".classifier.Classifier with its network ch12_lightning.models.nets.cnn.CNN has no "
+            "setting hidden_sizes",
+        ),  # fmt: skip
+        (
+            ["model.kernel_size=29"],
+            "model.kernel_size=29 is not valid: a kernel must fit in the 28x28 pictures; use at "
+            "most 28",
+        ),
+        (
+            ["model.channels=[8,8,8,8,8]"],
+            "model.channels=[8,8,8,8,8] is not valid: block 5 sees 1x1 features (the 28x28 "
+            "pictures halved 4 times), fewer than the kernel's 3x3; use at most 4 blocks",
+        ),
+        (
+            ["dataset=iris"],
+            "model.net=ch12_lightning.models.nets.cnn.CNN is not valid: the data set gives inputs "
+            "of shape [4], not pictures (channels, height, width), and a convolutional network "
+            "needs pictures; use model=mlp",
+        ),
+        (
+            ["dataset=toy_regression"],
+            "model._target_=ch12_lightning.models.classifier.Classifier is not valid: "
+            "ToyRegressionDataModule is a regression data set; use model=linear_regression",
+        ),
+    ],
+)
+def test_bad_cnn_settings_are_refused_before_any_data_is_read(
+    overrides: list[str],
+    message: str,
+    quick_overrides: list[str],
+    path_overrides: list[str],
+    tmp_path: Path,
+):
+    other_data = overrides[0].startswith("dataset=")
+    base = path_overrides if other_data else quick_overrides
+    assert message in _refused([*base, "model=cnn", *overrides], tmp_path)
+
+
+def test_one_logit_cannot_tell_ten_classes_apart(quick_overrides: list[str], tmp_path: Path):
+    message = _refused([*quick_overrides, "model.loss=bce_with_logits"], tmp_path)
+    assert message == (
+        "model.loss=bce_with_logits is not valid: a single logit cannot tell 10 classes apart; "
+        "use cross_entropy"
+    )
 
 
 def test_every_bad_value_is_listed_in_one_message(quick_overrides: list[str], tmp_path: Path):

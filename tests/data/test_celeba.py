@@ -41,7 +41,7 @@ def test_official_layout_subset_and_transforms(celeba_dir: Path, tmp_path: Path)
     assert _counts(dm) == {"train": [15, 15], "val": [6, 6], "test": [7, 7]}
     assert dm.splits["train"].inputs.dtype == torch.uint8  # held as 8-bit pixels
     train, _ = dm.splits["train"].served()
-    assert train.shape == (30, 1, 32, 32) and dm.input_size == 1024
+    assert train.shape == (30, 1, 32, 32) and dm.input_shape == (1, 32, 32)
     assert train.dtype == torch.float32
     assert train.min() >= -1.0 and train.max() <= 1.0  # normalized with mean 0.5, std 0.5
     male = train[dm.splits["train"].targets == 1]
@@ -69,7 +69,7 @@ def test_found_counts_skip_missing_images(celeba_dir: Path, tmp_path: Path, capl
 
 def test_other_settings(celeba_dir: Path, tmp_path: Path):
     rgb = _prepared(celeba_dir, tmp_path, grayscale=False, image_size=16, eval_per_class="all")
-    assert rgb.splits["val"].inputs.shape == (14, 3, 16, 16) and rgb.input_size == 768
+    assert rgb.splits["val"].inputs.shape == (14, 3, 16, 16) and rgb.input_shape == (3, 16, 16)
     assert _counts(rgb)["test"] == [9, 7]
     fixed = _prepared(celeba_dir, tmp_path, eval_per_class=5)
     assert _counts(fixed)["val"] == [5, 5]

@@ -37,7 +37,7 @@ def test_splits_and_normalization(mnist_dir: Path, tmp_path: Path):
     again = _datamodule(mnist_dir, tmp_path / "cache")
     again.setup("fit")
     assert torch.equal(again.splits["val"].targets, val.targets)
-    assert dm.input_size == 784 and dm.num_classes == 10
+    assert dm.input_shape == (1, 28, 28) and dm.num_classes == 10
 
 
 def test_archives_are_extracted_into_the_cache_not_the_data_folder(mnist_dir: Path, tmp_path: Path):

@@ -19,7 +19,7 @@ from ch12_lightning.data.celeba import CelebADataModule
 from ch12_lightning.data.iris import IrisDataModule
 from ch12_lightning.data.mnist import MNISTDataModule
 from ch12_lightning.data.toy_regression import ToyRegressionDataModule
-from ch12_lightning.models.mlp import build_mlp
+from ch12_lightning.models.nets.mlp import MLP
 from ch12_lightning.run.build import build
 from ch12_lightning.run.pipeline import run
 from tests.celeba_tree import make_celeba
@@ -56,7 +56,7 @@ class PlainModule(L.LightningModule):
 
     def __init__(self, lr: float) -> None:
         super().__init__()
-        self.net = build_mlp(784, [32, 16], 10, "relu")
+        self.net = MLP((1, 28, 28), 10, [32, 16], "relu")
         self.lr = lr
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):

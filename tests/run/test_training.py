@@ -10,8 +10,7 @@ from lightning.pytorch.callbacks import Callback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from ch12_lightning.models.classifier import MLPClassifier
-from ch12_lightning.models.mlp import build_mlp
+from ch12_lightning.models.classifier import Classifier
 from ch12_lightning.run.build import build
 from ch12_lightning.run.pipeline import run
 from tests.conftest import compose_config, with_output_dir
@@ -46,9 +45,9 @@ def test_checkpoints_hold_plain_data_and_reload(quick_overrides: list[str], tmp_
     assert Path(best).parent == checkpoints
     for path in checkpoints.glob("*.ckpt"):
         state = torch.load(path, weights_only=True, map_location="cpu")
-        assert state["hyper_parameters"]["hidden_sizes"] == [24, 12]
+        assert state["hyper_parameters"]["net"]["hidden_sizes"] == [24, 12]
         assert state["hyper_parameters"]["optimizer"]["name"] == "sgd"
-    model = MLPClassifier.load_from_checkpoint(best, weights_only=True)
+    model = Classifier.load_from_checkpoint(best, weights_only=True)
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
@@ -108,9 +107,3 @@ def test_tensorboard_has_scalars_and_an_hparams_session_without_made_up_points(
     assert session.hparams["optimizer/name"].string_value == "adam"
     assert session.hparams["data/batch_size"].number_value == 32
     assert session.hparams["hidden_sizes"].string_value == "[32, 16]"
-
-
-def test_mlp_shape():
-    # Bad settings are refused before the model is built: tests/test_errors.py.
-    net = build_mlp(784, [32, 16], 10, "gelu", dropout=0.1)
-    assert net(torch.zeros(5, 1, 28, 28)).shape == (5, 10)

@@ -23,10 +23,13 @@ def final_metrics(folder: Path) -> dict[str, float]:
     return json.loads((folder / "metrics.json").read_text())["metrics"]
 
 
-def test_ddp_counts_every_sample_once_and_matches_one_process(mnist_dir: Path, tmp_path: Path):
+@pytest.mark.parametrize("model", [["model=mlp"], ["model=cnn", "model.channels=[4,8]"]])
+def test_ddp_counts_every_sample_once_and_matches_one_process(
+    model: list[str], mnist_dir: Path, tmp_path: Path
+):
     # 101 validation and 200 test samples: a padded split would count 102 on two ranks.
     common = [*quick(mnist_dir, tmp_path), "dataset.val_size=101", "trainer.max_epochs=3"]
-    common += ["optimizer=sgd", "optimizer.lr=0.05"]
+    common += ["optimizer=sgd", "optimizer.lr=0.05", *model]
     for folder in ("single", "ddp"):
         (tmp_path / folder).mkdir()
     single = train(*common, "dataset.batch_size=32", cwd=tmp_path / "single", timeout=600)

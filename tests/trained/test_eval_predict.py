@@ -22,9 +22,9 @@ from ch12_lightning import config_dir
 from ch12_lightning.data.celeba import picture_transform
 from ch12_lightning.data.mnist import MNISTDataModule
 from ch12_lightning.errors import ConfigError, InputError
-from ch12_lightning.models.classifier import MLPClassifier
+from ch12_lightning.models.classifier import Classifier
 from ch12_lightning.trained.evaluate import evaluate
-from ch12_lightning.trained.export import export_model
+from ch12_lightning.trained.export import export_model, export_run
 from ch12_lightning.trained.predict import predict_files
 from tests.celeba_tree import make_celeba
 from tests.test_cli import quick, run_folders, train
@@ -156,10 +156,10 @@ def _digit(label: int, seed: int = 0) -> np.ndarray:
     return pixels
 
 
-def _model(trained: Path) -> MLPClassifier:
+def _model(trained: Path) -> Classifier:
     """The model of the run's best checkpoint, which ``ckpt_path=<run folder>`` reads."""
     best = run_metrics(trained)["checkpoint"]
-    return MLPClassifier.load_from_checkpoint(best, weights_only=True).eval()
+    return Classifier.load_from_checkpoint(best, weights_only=True).eval()
 
 
 def test_predict_any_image_mode_and_size(trained: Path, mnist_dir: Path, tmp_path: Path):
@@ -251,7 +251,7 @@ def test_exported_model_runs_with_torch_alone(trained: Path, tmp_path: Path):
     assert metadata["class_names"] == [str(k) for k in range(10)]
     assert metadata["input_shape"] == ["batch", 1, 28, 28]
     best = run_metrics(trained)["checkpoint"]
-    model = MLPClassifier.load_from_checkpoint(best, weights_only=True).eval()
+    model = Classifier.load_from_checkpoint(best, weights_only=True).eval()
     with torch.inference_mode():
         torch.testing.assert_close(torch.load(tmp_path / "out.pt"), model(inputs))
 
@@ -290,9 +290,41 @@ def test_celeba_run_evaluates_and_predicts(tmp_path: Path):
     picture = tmp_path / "data" / "celeba" / "img_align_celeba" / "000001.jpg"
     overrides = [f"ckpt_path={folder}", f"inputs=[{picture}]", "output_csv=null"]
     (predicted,) = predict_files(_config("predict", tmp_path / "predict", *overrides))
-    model = MLPClassifier.load_from_checkpoint(own["checkpoint"], weights_only=True).eval()
+    model = Classifier.load_from_checkpoint(own["checkpoint"], weights_only=True).eval()
     transform = picture_transform(image_size=32, grayscale=True, mean=0.5, std=0.5)
     with Image.open(picture) as image, torch.inference_mode():
         probabilities = model.probabilities(model(transform(image)[None]))[0]
     assert predicted.class_name == ["female", "male"][int(probabilities.argmax())]
     assert predicted.probability == pytest.approx(float(probabilities.max()), abs=1e-6)
+
+
+def test_a_cnn_run_evaluates_predicts_and_exports(mnist_dir: Path, tmp_path: Path):
+    """The network is the checkpoint's own: eval, predict and export need no model settings."""
+    result = train(*quick(mnist_dir, tmp_path), "model=cnn", "model.channels=[4,8]", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (folder,) = run_folders(tmp_path)
+    own = run_metrics(folder)
+    assert own["metrics"]["test/acc"] > 0.5  # the generated digits are easy to tell apart
+    metrics = evaluate(_config("eval", tmp_path / "eval", f"ckpt_path={folder}"))
+    for name in ("test/acc", "test/loss"):
+        assert metrics[name] == pytest.approx(own["metrics"][name], abs=1e-6)
+
+    model = Classifier.load_from_checkpoint(own["checkpoint"], weights_only=True).eval()
+    assert model.hparams.net["_target_"] == "ch12_lightning.models.nets.cnn.CNN"
+    picture = tmp_path / "five.png"
+    Image.fromarray(_digit(5)).save(picture)
+    overrides = [f"ckpt_path={folder}", f"inputs=[{picture}]", "output_csv=null"]
+    # preprocess=none: the generated digits are in MNIST's form already.
+    predict = _config("predict", tmp_path / "predict", *overrides, "preprocess=none")
+    (predicted,) = predict_files(predict)
+    digit = torch.from_numpy(_digit(5)).float().div(255).sub(0.1307).div(0.3081)
+    with torch.inference_mode():
+        probabilities = model.probabilities(model(digit[None, None]))[0]
+    assert predicted.class_name == str(int(probabilities.argmax()))
+    assert predicted.probability == pytest.approx(float(probabilities.max()), abs=1e-6)
+
+    output = tmp_path / "cnn.pt2"
+    export_run(_config("export", tmp_path / "export", f"ckpt_path={folder}", f"output={output}"))
+    inputs = torch.randn(3, 1, 28, 28)
+    with torch.inference_mode():
+        torch.testing.assert_close(torch.export.load(output).module()(inputs), model(inputs))

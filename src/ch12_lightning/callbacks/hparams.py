@@ -7,6 +7,7 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from ch12_lightning.callbacks.publish import tensorboards
+from ch12_lightning.models.nets import as_config_names
 
 TITLES = {"acc": "accuracy"}
 
@@ -42,7 +43,8 @@ class TensorBoardHparams(Callback):
     def _register(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._registered or not trainer.is_global_zero:
             return
-        params = dict(pl_module.hparams)
+        # Named as the config names them: the network's settings beside the task's.
+        params = as_config_names(pl_module.hparams)
         if trainer.datamodule is not None:
             params.update({f"data/{k}": v for k, v in trainer.datamodule.hparams.items()})
         params = plain_hparams(params)

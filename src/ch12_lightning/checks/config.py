@@ -8,7 +8,7 @@ damaged files) stay in the data modules, which read them.
 """
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,80 +17,61 @@ from omegaconf import DictConfig, OmegaConf
 
 from ch12_lightning.checks.keys import unknown_key_problems
 from ch12_lightning.errors import ConfigError, invalid
+from ch12_lightning.errors.rules import (
+    POSITIVE_INT,
+    Rule,
+    boolean,
+    number,
+    one_of,
+    positive_int,
+)
 from ch12_lightning.models.classifier import LOSSES
-from ch12_lightning.models.mlp import ACTIVATIONS
+from ch12_lightning.models.nets import network_class, rules_of
 from ch12_lightning.models.optim import NO_SCHEDULER, OPTIMIZERS, SCHEDULERS
 
 _ABSENT = object()
 
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _sizes(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(map(_positive_int, value))
-
-
-POSITIVE_INT = "must be a positive integer"
-# (key, test, what is valid); keys absent from the config (n_per_class with MNIST) are skipped.
-RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
-    ("optimizer.lr", lambda v: _number(v) and v > 0, "must be a positive number"),
+# Keys absent from the config (n_per_class with MNIST) are skipped. The network's own settings
+# (model.hidden_sizes, model.channels, ...) follow the rules its class declares (models/nets).
+RULES: tuple[Rule, ...] = (
+    ("optimizer.lr", lambda v: number(v) and v > 0, "must be a positive number"),
     ("optimizer.fused", lambda v: v in ("auto", True, False), "must be auto, true or false"),
-    ("dataset.batch_size", _positive_int, POSITIVE_INT),
+    ("dataset.batch_size", positive_int, POSITIVE_INT),
     (
         "dataset.eval_batch_size",
-        lambda v: v is None or _positive_int(v),
+        lambda v: v is None or positive_int(v),
         "must be a positive integer or null (the training batch_size)",
     ),
-    ("dataset.val_size", _positive_int, POSITIVE_INT),
-    ("dataset.n_per_class", _positive_int, POSITIVE_INT),
-    ("dataset.image_size", _positive_int, POSITIVE_INT),
+    ("dataset.val_size", positive_int, POSITIVE_INT),
+    ("dataset.n_per_class", positive_int, POSITIVE_INT),
+    ("dataset.image_size", positive_int, POSITIVE_INT),
     (
         "dataset.eval_per_class",
-        lambda v: v in ("balanced", "all") or _positive_int(v),
+        lambda v: v in ("balanced", "all") or positive_int(v),
         "must be balanced, all or a positive integer",
     ),
     ("dataset.num_workers", lambda v: isinstance(v, int) and v >= 0, "must be 0 or more"),
     (
         "dataset.memory_limit_gb",
-        lambda v: v is None or (_number(v) and v > 0),
+        lambda v: v is None or (number(v) and v > 0),
         "must be a positive number of GB, or null (the memory this machine has available)",
     ),
-    ("model.hidden_sizes", _sizes, "must be a non-empty list of positive integers, e.g. [32,16]"),
-    ("model.dropout", lambda v: _number(v) and 0 <= v < 1, "must be in [0, 1)"),
-    ("model.compile", lambda v: isinstance(v, bool), "must be true or false"),
+    ("model.compile", boolean, "must be true or false"),
     ("scheduler.interval", lambda v: v in ("epoch", "step"), "must be epoch or step"),
-    ("scheduler.frequency", _positive_int, POSITIVE_INT),
-    ("scheduler.step_size", _positive_int, POSITIVE_INT),
-    ("scheduler.T_max", _positive_int, POSITIVE_INT),
-    ("scheduler.max_lr", lambda v: _number(v) and v > 0, "must be a positive number"),
-)
-# Names the code looks up, with the tables that define them.
-CHOICES: tuple[tuple[str, Any], ...] = (
-    ("model.activation", ACTIVATIONS),
-    ("model.loss", LOSSES),
-    ("optimizer.name", OPTIMIZERS),
-    ("scheduler.name", {NO_SCHEDULER, *SCHEDULERS}),
+    ("scheduler.frequency", positive_int, POSITIVE_INT),
+    ("scheduler.step_size", positive_int, POSITIVE_INT),
+    ("scheduler.T_max", positive_int, POSITIVE_INT),
+    ("scheduler.max_lr", lambda v: number(v) and v > 0, "must be a positive number"),
+    one_of("model.loss", LOSSES),
+    one_of("optimizer.name", OPTIMIZERS),
+    one_of("scheduler.name", {NO_SCHEDULER, *SCHEDULERS}),
 )
 
 
 def validate(cfg: DictConfig) -> None:
     """Raise one ``ConfigError`` naming every bad value of ``cfg``; return if there is none."""
-    problems = [
-        invalid(key, value, reason)
-        for key, test, reason in RULES
-        if (value := _value(cfg, key)) is not _ABSENT and not test(value)
-    ]
-    problems += [
-        invalid(key, value, f"must be one of {', '.join(sorted(names))}")
-        for key, names in CHOICES
-        if (value := _value(cfg, key)) is not _ABSENT and value not in names
-    ]
+    problems = _rule_problems(cfg, RULES)
+    problems += _network_problems(cfg)
     problems += _run_length_problems(cfg)
     problems += _unvalidated_monitor_problems(cfg)
     problems += unknown_key_problems(cfg)
@@ -100,12 +81,37 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("\n".join(problems))
 
 
+def _rule_problems(cfg: DictConfig, rules: Iterable[Rule], prefix: str = "") -> list[str]:
+    return [
+        invalid(prefix + key, value, reason)
+        for key, test, reason in rules
+        if (value := _value(cfg, prefix + key)) is not _ABSENT and not test(value)
+    ]
+
+
+def _network_problems(cfg: DictConfig) -> list[str]:
+    """``model.net`` must name a network class; its settings follow the rules it declares."""
+    target = _value(cfg, "model.net")
+    if target is _ABSENT:
+        return []
+    try:
+        network = network_class(target)
+    except (ImportError, AttributeError, ValueError, TypeError) as err:
+        reason = (
+            f"no network can be imported from it ({type(err).__name__}: {err}); give "
+            "<module>.<Class> of a module on the Python path, e.g. "
+            "ch12_lightning.models.nets.cnn.CNN"
+        )
+        return [invalid("model.net", target, reason)]
+    return _rule_problems(cfg, rules_of(network), prefix="model.")
+
+
 def _run_length_problems(cfg: DictConfig) -> list[str]:
     """``max_epochs`` bounds the run, unless ``max_steps`` or ``max_time`` does (with -1)."""
     epochs = _value(cfg, "trainer.max_epochs")
-    if epochs is _ABSENT or _positive_int(epochs):
+    if epochs is _ABSENT or positive_int(epochs):
         return []
-    bounded = _positive_int(_value(cfg, "trainer.max_steps")) or _value(
+    bounded = positive_int(_value(cfg, "trainer.max_steps")) or _value(
         cfg, "trainer.max_time"
     ) not in (_ABSENT, None)
     if epochs == -1 and bounded:
@@ -180,7 +186,7 @@ def _device_problems(accelerator: Any, devices: Any) -> list[str]:
     if devices == "auto" or (devices == -1 and accelerator != "cpu"):
         return []
     wanted = len(devices) if isinstance(devices, list) else devices
-    if _positive_int(wanted) and wanted <= available:
+    if positive_int(wanted) and wanted <= available:
         return []
     also = "auto" if accelerator == "cpu" else "auto, -1 (all)"
     reason = f"must be {also} or 1 to {available}: this machine has {available} {unit}"

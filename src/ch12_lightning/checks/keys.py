@@ -3,8 +3,9 @@
 Hydra refuses a misspelled key that the config already has (``trainer.max_epoch=3``), but a key
 added with ``+`` (``+optimizer.lrr=0.1``, ``+trainer.gradient_clip_vall=0.5``) passes
 composition and would surface as a TypeError deep inside the run, after the data is prepared.
-Here each node's keys are checked against the signature of the class it instantiates (or, for
-the optimizer and scheduler groups, of the torch class their ``name`` picks).
+Here each node's keys are checked against the signature of the class it instantiates (with, for
+the model, the settings of the network that ``model.net`` names; for the optimizer and scheduler
+groups, of the torch class their ``name`` picks).
 """
 
 import difflib
@@ -16,6 +17,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from ch12_lightning.errors import invalid
+from ch12_lightning.models.nets import network_class, settings_of
 from ch12_lightning.models.optim import (
     LIGHTNING_SCHEDULER_KEYS,
     NO_SCHEDULER,
@@ -69,8 +71,17 @@ def _target_node(path: str, node: DictConfig) -> Iterator[tuple[str, DictConfig,
     except Exception:  # an unknown target is Hydra's to report when it instantiates it
         return
     accepted = _parameters(target)
-    if accepted is not None:
-        yield path, node, accepted, _name(target)
+    if accepted is None:
+        return
+    owner = _name(target)
+    if path == "model" and "net" in node:  # the model node holds its network's settings too
+        try:
+            network = network_class(node.net)
+        except Exception:  # reported by the value checks (checks/config.py)
+            return
+        accepted |= set(settings_of(network))
+        owner += f" with its network {_name(network)}"
+    yield path, node, accepted, owner
 
 
 def _named_node(

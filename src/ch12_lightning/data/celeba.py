@@ -136,8 +136,8 @@ class CelebADataModule(InMemoryDataModule):
         return 1 if self.grayscale else 3
 
     @property
-    def input_size(self) -> int:
-        return self.channels * self.image_size * self.image_size
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.channels, self.image_size, self.image_size
 
     @property
     def num_classes(self) -> int:

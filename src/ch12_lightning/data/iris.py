@@ -17,7 +17,7 @@ class IrisDataModule(InMemoryDataModule):
     iris_book`` tests the last epoch's weights rather than picking an epoch by it.
     """
 
-    input_size = 4
+    input_shape = (4,)  # sepal and petal, length and width
 
     def __init__(
         self,

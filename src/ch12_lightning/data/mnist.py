@@ -67,9 +67,9 @@ class MNISTDataModule(InMemoryDataModule):
         self.download = download
 
     @property
-    def input_size(self) -> int:
-        """Number of input features the model sees (a flattened 28x28 image)."""
-        return IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
+    def input_shape(self) -> tuple[int, int, int]:
+        """One gray 28x28 picture."""
+        return IMAGE_SHAPE
 
     @property
     def num_classes(self) -> int:

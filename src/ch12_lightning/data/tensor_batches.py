@@ -110,7 +110,8 @@ class InMemoryDataModule(L.LightningDataModule):
     """
 
     task = "classification"  # or "regression": which models fit (``run.build`` checks)
-    input_size: int
+    # One input's shape: (channels, height, width) for pictures, (features,) for a table.
+    input_shape: tuple[int, ...]
     num_classes: int
     class_names: list[str]
 
@@ -134,7 +135,7 @@ class InMemoryDataModule(L.LightningDataModule):
     def model_arguments(self) -> dict[str, Any]:
         """What the model must know about the data, passed to it by ``run.build``."""
         return {
-            "input_size": self.input_size,
+            "input_shape": self.input_shape,
             "num_classes": self.num_classes,
             "class_names": self.class_names,
         }

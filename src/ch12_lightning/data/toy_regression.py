@@ -19,7 +19,7 @@ class ToyRegressionDataModule(InMemoryDataModule):
     """
 
     task = "regression"
-    input_size = 1
+    input_shape = (1,)
 
     def __init__(self, batch_size: int = 1, data_on_device: bool = True) -> None:
         super().__init__(batch_size, data_on_device)
@@ -27,7 +27,7 @@ class ToyRegressionDataModule(InMemoryDataModule):
 
     @property
     def model_arguments(self) -> dict[str, Any]:
-        return {"input_size": self.input_size, "num_outputs": 1}
+        return {"input_shape": self.input_shape, "num_outputs": 1}
 
     def setup(self, stage: str) -> None:
         points = TensorBatches(standardized(X), Y)

@@ -1,6 +1,6 @@
-"""The chapter's classifiers: an MLP producing logits, with accuracy over whole splits."""
+"""Classification: a network producing logits, cross-entropy, accuracy over whole splits."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -9,16 +9,16 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from ch12_lightning.errors import ConfigError, invalid
-from ch12_lightning.models.module import STAGES, MLPModule, plain_hparams
+from ch12_lightning.models.module import STAGES, TaskModule, plain_hparams
 
 LOSSES = ("cross_entropy", "bce_with_logits")
 
 
-class MLPClassifier(MLPModule):
-    """Logits, one per class with cross-entropy, or for two classes optionally a single logit
-    with ``BCEWithLogitsLoss`` (``loss="bce_with_logits"``). Accuracy overall and within each
-    class (``val/acc_<class name>``, from the split's confusion matrix, which callbacks draw:
-    ``confusion_matrices``); ``val/acc_best`` is the best epoch's accuracy."""
+class Classifier(TaskModule):
+    """The network's logits, one per class with cross-entropy, or for two classes optionally a
+    single logit with ``BCEWithLogitsLoss`` (``loss="bce_with_logits"``). Accuracy overall and
+    within each class (``val/acc_<class name>``, from the split's confusion matrix, which
+    callbacks draw: ``confusion_matrices``); ``val/acc_best`` is the best epoch's accuracy."""
 
     task = "classification"
     best_of = "acc"
@@ -26,11 +26,9 @@ class MLPClassifier(MLPModule):
 
     def __init__(
         self,
-        input_size: int,
+        net: Mapping[str, Any],
+        input_shape: Sequence[int],
         num_classes: int,
-        hidden_sizes: Sequence[int] = (32, 16),
-        activation: str = "relu",
-        dropout: float = 0.0,
         loss: str = "cross_entropy",
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
@@ -40,7 +38,7 @@ class MLPClassifier(MLPModule):
         if loss == "bce_with_logits" and num_classes != 2:  # needs the data's class count
             reason = f"a single logit cannot tell {num_classes} classes apart; use cross_entropy"
             raise ConfigError(invalid("model.loss", loss, reason))
-        hparams = plain_hparams(input_size, hidden_sizes, activation, dropout, optimizer, scheduler)
+        hparams = plain_hparams(net, input_shape, optimizer, scheduler)
         hparams |= {
             "num_classes": num_classes,
             "loss": loss,

@@ -1,12 +1,13 @@
-"""What every model of the project shares: an MLP trained by Lightning's automatic optimization,
-one mini-batch per ``training_step``, epoch metrics over whole splits, and a stop at a
-non-finite loss.
+"""What every task's LightningModule shares: a network built from its description (plain data),
+trained by Lightning's automatic optimization, one mini-batch per ``training_step``, epoch
+metrics over whole splits, and a stop at a non-finite loss.
 
-Subclasses say how outputs become a loss (``_loss``) and which metrics follow them
-(``_update_metrics``, ``_stage_metrics``); ``MLPClassifier`` and ``MLPRegressor`` are the two.
+Subclasses are the tasks: they say how outputs become a loss (``_loss``) and which metrics follow
+them (``_update_metrics``, ``_stage_metrics``); ``Classifier`` and ``Regressor`` are the two. The
+network is whatever ``net`` describes (``models/nets``): no task knows which one it trains.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -14,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric, Metric, MinMetric, SumMetric
 
-from ch12_lightning.models.mlp import build_mlp
+from ch12_lightning.models.nets import build_net
 from ch12_lightning.models.optim import build_optimizers
 
 STAGES = ("train", "val", "test")
@@ -27,14 +28,15 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
-class MLPModule(L.LightningModule):
-    """An MLP (``build_mlp``) with its optimizer (and learning-rate scheduler) built by name in
-    ``configure_optimizers``.
+class TaskModule(L.LightningModule):
+    """The network that ``hparams["net"]`` describes, for inputs of ``hparams["input_shape"]``,
+    with its optimizer (and learning-rate scheduler) built by name in ``configure_optimizers``.
 
     ``hparams`` are the subclass's constructor arguments, all plain numbers, strings, lists or
-    dicts, so checkpoints load with ``torch.load(weights_only=True)``. Loss (and the subclass's
-    metrics) are torchmetrics objects computed once per epoch over the whole split, synchronised
-    across processes. ``val/<best_of>_best`` tracks the best epoch.
+    dicts (the network's description among them), so checkpoints load with
+    ``torch.load(weights_only=True)`` and rebuild the network without any config. Loss (and the
+    subclass's metrics) are torchmetrics objects computed once per epoch over the whole split,
+    synchronised across processes. ``val/<best_of>_best`` tracks the best epoch.
 
     Training is Lightning's own automatic optimization, so every Trainer flag (clipping,
     accumulation, limits, schedulers, ``max_steps``, ...) means what Lightning documents. The
@@ -51,7 +53,7 @@ class MLPModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(hparams)
         h = self.hparams
-        self.net = build_mlp(h.input_size, h.hidden_sizes, outputs, h.activation, h.dropout)
+        self.net = build_net(h.net, h.input_shape, outputs)
         if compile:
             # In place: the state dict keeps its keys, so checkpoints load into a plain model.
             self.net.compile()
@@ -224,19 +226,15 @@ class MLPModule(L.LightningModule):
 
 
 def plain_hparams(
-    input_size: int,
-    hidden_sizes: Sequence[int],
-    activation: str,
-    dropout: float,
-    optimizer: dict[str, Any] | None,
-    scheduler: dict[str, Any] | None,
+    net: Mapping[str, Any],
+    input_shape: Sequence[int],
+    optimizer: Mapping[str, Any] | None,
+    scheduler: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """The hyperparameters every model saves, as plain data (defaults filled in)."""
+    """The hyperparameters every task saves, as plain data (defaults filled in)."""
     return {
-        "input_size": input_size,
-        "hidden_sizes": list(hidden_sizes),
-        "activation": activation,
-        "dropout": dropout,
+        "net": dict(net),
+        "input_shape": list(input_shape),
         "optimizer": dict(optimizer or {"name": "adam", "lr": 1e-3}),
         "scheduler": dict(scheduler or {"name": "none"}),
     }

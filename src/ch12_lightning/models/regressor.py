@@ -1,18 +1,18 @@
-"""A regression head on the same design: mean squared error, no accuracy."""
+"""Regression on the same design: a network's outputs, mean squared error, no accuracy."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from ch12_lightning.models.module import MLPModule, plain_hparams
+from ch12_lightning.models.module import TaskModule, plain_hparams
 
 
-class MLPRegressor(MLPModule):
-    """Predicts ``num_outputs`` numbers with ``MSELoss``; with no hidden layers (the default)
-    it is the chapter's linear regression, one ``nn.Linear``. ``val/loss_best`` is the lowest
-    validation loss."""
+class Regressor(TaskModule):
+    """Predicts ``num_outputs`` numbers with ``MSELoss``; with an MLP of no hidden layers
+    (``model=linear_regression``) it is the chapter's linear regression, one ``nn.Linear``.
+    ``val/loss_best`` is the lowest validation loss."""
 
     task = "regression"
     best_of = "loss"
@@ -20,16 +20,14 @@ class MLPRegressor(MLPModule):
 
     def __init__(
         self,
-        input_size: int,
+        net: Mapping[str, Any],
+        input_shape: Sequence[int],
         num_outputs: int = 1,
-        hidden_sizes: Sequence[int] = (),
-        activation: str = "relu",
-        dropout: float = 0.0,
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
         compile: bool = False,
     ) -> None:
-        hparams = plain_hparams(input_size, hidden_sizes, activation, dropout, optimizer, scheduler)
+        hparams = plain_hparams(net, input_shape, optimizer, scheduler)
         super().__init__(hparams | {"num_outputs": num_outputs}, num_outputs, compile)
         self.loss_fn = nn.MSELoss()
 

@@ -19,7 +19,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import Callback, Checkpoint, LearningRateMonitor, ProgressBar
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ch12_lightning.cluster.launch import (
     OneRunFolder,
@@ -27,6 +27,7 @@ from ch12_lightning.cluster.launch import (
     process_count_mismatch,
 )
 from ch12_lightning.errors import ConfigError, invalid
+from ch12_lightning.models.nets import describe_net
 from ch12_lightning.models.optim import choose_optimizer_kernels
 from ch12_lightning.run.checkpoints import write_checkpoints_atomically
 from ch12_lightning.run.profiler import QuietProfiler
@@ -48,9 +49,16 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
 
 
 def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
-    """The model ``cfg.model`` describes, its sizes (and class names) taken from the data."""
-    _check_task(cfg.model._target_, datamodule)
-    return instantiate(cfg.model, **datamodule.model_arguments, _convert_="all")
+    """The model ``cfg.model`` describes: the task's LightningModule (``_target_``) with the
+    description of its network (``net`` and the settings that network takes, ``models/nets``),
+    the input shape and classes taken from the data. Built directly rather than by Hydra's
+    ``instantiate``, so that a setting the model refuses is the model's own message."""
+    settings = OmegaConf.to_container(cfg.model, resolve=True)
+    target = settings.pop("_target_")
+    _check_task(target, datamodule)
+    if "net" in settings:  # a LightningModule of one's own may build its network itself
+        settings["net"] = describe_net(settings)
+    return get_class(target)(**settings, **datamodule.model_arguments)
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:

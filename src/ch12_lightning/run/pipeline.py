@@ -9,7 +9,7 @@ from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from ch12_lightning.checks.checkpoint import check_checkpoint
+from ch12_lightning.checks.checkpoint_file import check_checkpoint
 from ch12_lightning.checks.config import validate
 from ch12_lightning.cluster.launch import on_slurm
 from ch12_lightning.errors import InputError

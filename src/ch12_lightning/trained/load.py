@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ch12_lightning.checks.checkpoint import check_checkpoint
+from ch12_lightning.checks.checkpoint_file import check_checkpoint
 from ch12_lightning.checks.config import validate
 from ch12_lightning.errors import ConfigError, invalid
 from ch12_lightning.run.build import build_model
@@ -31,6 +31,13 @@ RESOLVED_CONFIG = Path("config_resolved.yaml")
 OWN_KEYS = ("trainer", "logger", "callbacks", "torch_num_threads")
 # Settings of runs made by earlier versions that changed only speed and no longer exist.
 RETIRED_DATASET_KEYS = ("batches_per_call",)
+# Model classes of earlier versions, with the chapter's MLP built in: now the task's
+# LightningModule, whose network the config names (``model.net``); the settings keep their names.
+RETIRED_MODELS = {
+    "ch12_lightning.models.classifier.MLPClassifier": "ch12_lightning.models.classifier.Classifier",
+    "ch12_lightning.models.regressor.MLPRegressor": "ch12_lightning.models.regressor.Regressor",
+}
+BUILT_IN_NETWORK = "ch12_lightning.models.nets.mlp.MLP"
 
 
 @dataclass
@@ -51,17 +58,20 @@ class TrainedRun:
         with ``weights_only=True`` only, and its weights must fit the model that the run's
         config and ``datamodule`` describe (a data override that changes the input is caught)."""
         expected = build_model(self.config, datamodule)
-        check_checkpoint(self.checkpoint, expected)
-        model_class = get_class(self.config.model._target_)
-        model = model_class.load_from_checkpoint(
-            self.checkpoint, map_location="cpu", weights_only=True
+        saved = check_checkpoint(self.checkpoint, expected).get("hyper_parameters") or {}
+        # The checkpoint's hyperparameters rebuild its network. One of an earlier version lacks
+        # the network's description and the input shape: the run's config gives them, and
+        # Lightning leaves out the hyperparameters that the model no longer takes.
+        missing = {key: value for key, value in expected.hparams.items() if key not in saved}
+        model = type(expected).load_from_checkpoint(
+            self.checkpoint, map_location="cpu", weights_only=True, **missing
         )
         return model.eval()
 
 
 def load_run(cfg: DictConfig) -> TrainedRun:
     """The run that ``cfg.ckpt_path`` names, with ``cfg``'s own settings and overrides applied,
-    checked by ``validation.validate`` like a training config."""
+    checked by ``checks.config.validate`` like a training config."""
     checkpoint, folder = locate_checkpoint(cfg.get("ckpt_path"), Path(cfg.runs_dir))
     config = merged_config(folder, cfg)
     with open_dict(config):
@@ -120,6 +130,9 @@ def merged_config(folder: Path, cfg: DictConfig) -> DictConfig:
     with open_dict(config):
         for key in RETIRED_DATASET_KEYS:
             config.dataset.pop(key, None)
+        if config.model.get("_target_") in RETIRED_MODELS:
+            config.model._target_ = RETIRED_MODELS[config.model._target_]
+            config.model.net = BUILT_IN_NETWORK
         config.paths = OmegaConf.merge(resolved.paths, _given(cfg.paths))
         config.dataset = OmegaConf.merge(config.dataset, _dataset_overrides(cfg, config.dataset))
         for key in OWN_KEYS:

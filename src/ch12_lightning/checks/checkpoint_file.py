@@ -12,10 +12,14 @@ from typing import Any
 import torch
 
 from ch12_lightning.errors import ConfigError, invalid
+from ch12_lightning.models.nets import as_config_names
+
+# Hyperparameters of how a model was trained, not of what it is.
+HOW_TRAINED = ("optimizer", "scheduler", "class_names")
 
 
-def check_checkpoint(path: str | Path, model: torch.nn.Module) -> None:
-    """Raise ``ConfigError`` unless ``path`` is a checkpoint whose weights fit ``model``.
+def check_checkpoint(path: str | Path, model: torch.nn.Module) -> dict[str, Any]:
+    """The checkpoint at ``path``, loaded; ``ConfigError`` unless its weights fit ``model``.
 
     The file is read with ``torch.load(weights_only=True)`` only: a checkpoint holds tensors and
     plain data, and anything else in it (objects that run code when unpickled) is refused.
@@ -40,6 +44,7 @@ def check_checkpoint(path: str | Path, model: torch.nn.Module) -> None:
             + "\nUse the model and data settings of the run that wrote it."
         )
         raise ConfigError(invalid("ckpt_path", path, reason))
+    return checkpoint
 
 
 def _load_failure(err: Exception) -> str:
@@ -73,13 +78,15 @@ def _shape_mismatches(found: dict[str, Any], expected: dict[str, Any]) -> list[s
 
 
 def _hparams_differences(saved: Any, model: torch.nn.Module) -> str:
-    """Shape-setting hyperparameters that differ, as `` (hidden_sizes=[8] there, [16] here)``."""
-    ours = getattr(model, "hparams", {})
+    """What the checkpoint's model is that this one is not, as `` (hidden_sizes=[8] there, [16]
+    here)``: the network and its settings, the input shape and classes; not how it was trained."""
     if not isinstance(saved, dict):
         return ""
+    theirs = as_config_names(saved)
+    ours = as_config_names(getattr(model, "hparams", {}))
     differ = [
-        f"{key}={saved[key]} there, {ours[key]} here"
-        for key in ("input_size", "num_classes", "hidden_sizes", "loss")
-        if key in saved and key in ours and saved[key] != ours[key]
+        f"{key}={theirs[key]} there, {ours[key]} here"
+        for key in theirs
+        if key in ours and key not in HOW_TRAINED and theirs[key] != ours[key]
     ]
     return f" ({'; '.join(differ)})" if differ else ""

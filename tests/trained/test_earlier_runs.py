@@ -1,0 +1,80 @@
+"""Runs written before the network became a setting of its own (``earlier_runs/``, made at
+41a4d86: ``model._target_: ...MLPClassifier``, checkpoints with ``input_size`` and
+``hidden_sizes``) still evaluate, predict, export and resume, with the numbers they gave then."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ch12_lightning.trained.evaluate import evaluate
+from ch12_lightning.trained.export import export_run
+from ch12_lightning.trained.load import load_run
+from ch12_lightning.trained.predict import predict_files
+from tests.test_cli import quick, train
+from tests.trained.test_eval_predict import _config, _digit
+
+EARLIER = Path(__file__).parent / "earlier_runs"
+
+
+def earlier_run(name: str, tmp_path: Path) -> Path:
+    """A copy of an earlier run folder (resuming writes into it)."""
+    return shutil.copytree(EARLIER / name, tmp_path / name)
+
+
+def written_metrics(folder: Path) -> dict[str, float]:
+    return json.loads((folder / "metrics.json").read_text())["metrics"]
+
+
+def test_an_earlier_mnist_run_evaluates_as_it_tested(mnist_dir: Path, tmp_path: Path):
+    # The run was trained on the generated MNIST of tests/conftest.py: the same test split.
+    folder = earlier_run("mnist_mlp", tmp_path)
+    where = [f"paths.data_dir={mnist_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    metrics = evaluate(_config("eval", tmp_path / "eval", f"ckpt_path={folder}", *where))
+    for name in ("test/acc", "test/loss", "test/acc_2"):
+        assert metrics[name] == pytest.approx(written_metrics(folder)[name], abs=1e-6), name
+    run = load_run(_config("eval", tmp_path / "load", f"ckpt_path={folder}", *where))
+    rebuilt = run.model(run.datamodule())
+    assert rebuilt.hparams.net == {
+        "_target_": "ch12_lightning.models.nets.mlp.MLP",
+        "hidden_sizes": [4],
+        "activation": "relu",
+        "dropout": 0.0,
+    }
+    assert rebuilt.hparams.input_shape == [1, 28, 28] and "input_size" not in rebuilt.hparams
+
+
+def test_an_earlier_mnist_run_predicts_and_exports(tmp_path: Path):
+    folder = earlier_run("mnist_mlp", tmp_path)
+    picture = tmp_path / "three.png"
+    Image.fromarray(_digit(3)).save(picture)
+    overrides = [f"ckpt_path={folder}", f"inputs=[{picture}]", "output_csv=null"]
+    (predicted,) = predict_files(_config("predict", tmp_path / "predict", *overrides))
+    assert predicted.class_name in [str(k) for k in range(10)]
+    output = tmp_path / "model.pt2"
+    export_run(_config("export", tmp_path / "export", f"ckpt_path={folder}", f"output={output}"))
+    exported = torch.export.load(output).module()
+    digit = torch.from_numpy(np.asarray(Image.open(picture), dtype=np.float32) / 255)
+    with torch.inference_mode():
+        logits = exported(((digit - 0.1307) / 0.3081)[None, None])
+    assert logits.shape == (1, 10)
+
+
+def test_an_earlier_checkpoint_resumes_training(mnist_dir: Path, tmp_path: Path):
+    folder = earlier_run("mnist_mlp", tmp_path)
+    args = [*quick(mnist_dir, tmp_path), "model.hidden_sizes=[4]", "dataset.batch_size=32"]
+    result = train(*args, "trainer.max_epochs=2", f"ckpt_path={folder}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Resuming {folder} from checkpoints/epoch_000.ckpt" in result.stdout + result.stderr
+    resumed = json.loads((folder / "metrics.json").read_text())
+    assert resumed["epochs"] == 2  # went on in the run's own folder, from its epoch
+
+
+def test_an_earlier_regression_run_evaluates_as_it_tested(tmp_path: Path):
+    folder = earlier_run("toy_regression", tmp_path)
+    metrics = evaluate(_config("eval", tmp_path / "eval", f"ckpt_path={folder}"))
+    assert metrics["test/loss"] == pytest.approx(written_metrics(folder)["test/loss"], rel=1e-6)
