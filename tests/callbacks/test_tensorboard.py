@@ -164,7 +164,10 @@ def check_session(group: dict[str, Any], folder: Path) -> None:
     """A session group holds the run's hyperparameters and the final values of its metrics."""
     metrics, config = written(folder)
     hparams = group["hparams"]
-    assert json.loads(hparams["hidden_sizes"]) == list(config.model.hidden_sizes)
+    assert hparams["net"] == config.model.net
+    for sizes in ("hidden_sizes", "channels"):  # the MLP's or the CNN's, under its config name
+        if sizes in config.model:
+            assert json.loads(hparams[sizes]) == list(config.model[sizes])
     assert hparams["optimizer/name"] == config.optimizer.name
     assert hparams["optimizer/lr"] == pytest.approx(config.optimizer.lr)
     assert hparams["data/batch_size"] == config.dataset.batch_size
