@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ch12_lightning.trained.pictures import Picture, mnist_form
+from ch12_lightning.data.picture_decode import Picture
+from ch12_lightning.trained.pictures import mnist_form
 from tests.conftest import write_mnist
 
 STYLES = ("mnist_like", "ink_on_paper", "photo_crop", "exif_rotated", "transparent", "16_bit")

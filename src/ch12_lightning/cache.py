@@ -1,8 +1,8 @@
 """Entry point: ``python -m ch12_lightning.cache list|prune [...]`` (``./ch12 cache ...``).
 
-Shows and removes the CelebA caches, one per combination of settings, which nothing else
-removes. Thin: the work is in ``data/cache_folder.py``. No torch, and Hydra only when the
-default folder is needed, so ``--help`` answers at once.
+Shows and removes the picture caches (CelebA's and image folders'), one per combination of
+settings, which nothing else removes. Thin: the work is in ``data/cache_folder.py``. No torch,
+and Hydra only when the default folder is needed, so ``--help`` answers at once.
 """
 
 import argparse
@@ -41,7 +41,8 @@ def _non_negative(kind: type) -> Callable[[str], Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ch12 cache",
-        description="List or remove the CelebA caches (one file per combination of settings).",
+        description="List or remove the picture caches of CelebA and image folders (one file per "
+        "combination of settings).",
     )
     parser.add_argument(
         "--cache-dir",
@@ -50,11 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         "else $HOME/.cache/ch12_lightning)",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    commands.add_parser("list", help="every CelebA cache, and the size of the other folders")
+    commands.add_parser("list", help="every picture cache, and the size of the other folders")
     prune = commands.add_parser(
         "prune",
-        help="remove CelebA caches (and leftover temporary files); MNIST is left alone",
-        description="Remove CelebA caches chosen by last use. Give --older-than, --keep-last "
+        help="remove picture caches (and leftover temporary files); MNIST is left alone",
+        description="Remove picture caches chosen by last use. Give --older-than, --keep-last "
         "(both: a cache must fit both) or --all; --dry-run shows what would go.",
     )
     prune.add_argument(
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="keep the N most recently used caches",
     )
-    prune.add_argument("--all", action="store_true", help="remove every CelebA cache")
+    prune.add_argument("--all", action="store_true", help="remove every picture cache")
     prune.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
     return parser
 
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "list":
         print(cache_folder.list_caches(cache_dir))
         return 0
-    entries = cache_folder.celeba_entries(cache_dir)
+    entries = cache_folder.cache_entries(cache_dir)
     chosen = cache_folder.select_for_pruning(
         entries, older_than_days=args.older_than, keep_last=args.keep_last, remove_all=args.all
     )
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     kept = [e for e in entries if not e.is_temporary and e not in chosen]
     if kept:
         size = cache_folder.human_size(sum(e.size for e in kept))
-        print(f"kept {len(kept)} CelebA cache{'s' * (len(kept) != 1)} ({size})")
+        print(f"kept {len(kept)} picture cache{'s' * (len(kept) != 1)} ({size})")
     return 1 if any(line.startswith("could not remove") for line in lines) else 0
 
 

@@ -79,7 +79,7 @@ def mnist_intact(cache_dir: Path) -> bool:
 
 
 def test_entries_describe_each_cache_most_recently_used_first(cache_dir: Path):
-    entries = cache_folder.celeba_entries(cache_dir)
+    entries = cache_folder.cache_entries(cache_dir)
     assert [e.key for e in entries] == [
         "recent",
         ".killed.pt.x1y2z3.tmp",
@@ -168,7 +168,7 @@ def test_prune_reports_the_exact_space_freed(cache_dir: Path):
     folder = cache_dir / "celeba"
     old = sum((folder / f"old.{ext}").stat().st_size for ext in ("pt", "json"))
     lines = cache_folder.prune(
-        cache_folder.select_for_pruning(cache_folder.celeba_entries(cache_dir), older_than_days=30)
+        cache_folder.select_for_pruning(cache_folder.cache_entries(cache_dir), older_than_days=30)
     )
     assert lines[-1] == f"freed {cache_folder.human_size(old + 500 + 700)} (3 entries)"
     assert names(cache_dir) == {f"{k}.{e}" for k in ("recent", "middle") for e in ("pt", "json")}
@@ -195,7 +195,7 @@ def test_prune_without_a_selector_is_refused(cache_dir: Path):
         "(see --help)"
     )
     assert names(cache_dir) == before
-    assert cache_folder.select_for_pruning(cache_folder.celeba_entries(cache_dir)) == []
+    assert cache_folder.select_for_pruning(cache_folder.cache_entries(cache_dir)) == []
 
 
 @pytest.mark.parametrize(
@@ -223,7 +223,7 @@ def test_bad_input_is_one_line_and_exit_status_2(cache_dir: Path, args: list[str
 def test_a_temporary_being_written_is_kept(tmp_path: Path):
     fresh = make_file(tmp_path / "celeba" / ".new.pt.abc123.tmp", 10, days_ago=0.01)
     stale = make_file(tmp_path / "celeba" / ".gone.json.def456.tmp", 10, days_ago=1)
-    chosen = cache_folder.select_for_pruning(cache_folder.celeba_entries(tmp_path), remove_all=True)
+    chosen = cache_folder.select_for_pruning(cache_folder.cache_entries(tmp_path), remove_all=True)
     assert [e.key for e in chosen] == [stale.name]
     cache_folder.prune(chosen)
     assert fresh.is_file() and not stale.exists()
@@ -235,7 +235,7 @@ def test_a_sidecar_without_its_cache_is_listed_and_pruned(tmp_path: Path):
     (folder / "orphan.pt").unlink()
     assert "description only, its orphan.pt is gone" in cache_folder.list_caches(tmp_path)
     cache_folder.prune(
-        cache_folder.select_for_pruning(cache_folder.celeba_entries(tmp_path), keep_last=0)
+        cache_folder.select_for_pruning(cache_folder.cache_entries(tmp_path), keep_last=0)
     )
     assert not list(folder.iterdir())
 

@@ -2,6 +2,8 @@
 
 import json
 import os
+import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ch12_lightning.data import celeba_decode
-from ch12_lightning.data.celeba import CelebADataModule, CorruptImageError
-from ch12_lightning.data.celeba_decode import picture_pixels
+from ch12_lightning.data import picture_decode
+from ch12_lightning.data.celeba import CelebADataModule
 from ch12_lightning.data.celeba_files import CelebAFormatError
+from ch12_lightning.data.picture_cache import CorruptImageError
+from ch12_lightning.data.picture_decode import file_pixels, picture_pixels
 from ch12_lightning.data.room import NoRoomError
 from ch12_lightning.errors import ConfigError
 from tests.celeba_tree import ATTRIBUTES, make_celeba
@@ -140,6 +143,42 @@ def test_missing_copy_says_what_is_expected(tmp_path: Path):
     assert "not downloaded automatically" in str(err.value)
 
 
+def _as_downloaded(celeba_dir: Path, folder: Path) -> Path:
+    """The official download: the lists beside img_align_celeba.zip, not extracted."""
+    folder.mkdir()
+    for name in ("list_attr_celeba.txt", "list_eval_partition.txt"):
+        shutil.copy(celeba_dir / name, folder)
+    with zipfile.ZipFile(folder / "img_align_celeba.zip", "w") as archive:
+        for path in sorted((celeba_dir / "img_align_celeba").iterdir()):
+            archive.write(path, f"img_align_celeba/{path.name}")
+    return folder
+
+
+def test_the_official_zip_is_read_without_extracting_it(celeba_dir: Path, tmp_path: Path, caplog):
+    """The book's readers hit an unextracted img_align_celeba.zip (rasbt/machine-learning-book
+    #57, #146): it is read as it is, with the same pixels as the extracted folder's."""
+    caplog.set_level("INFO")
+    zipped = _as_downloaded(celeba_dir, tmp_path / "celeba")
+    from_zip = _prepared(zipped, tmp_path / "zip_cache", num_workers=2)
+    from_folder = _prepared(celeba_dir, tmp_path / "folder_cache")
+    for split in ("train", "val", "test"):
+        assert torch.equal(from_zip.splits[split].inputs, from_folder.splits[split].inputs)
+        assert torch.equal(from_zip.splits[split].targets, from_folder.splits[split].targets)
+    archive = zipped / "img_align_celeba.zip"
+    assert f"CelebA Male in {archive} (member img_align_celeba): found" in caplog.text
+    assert not (zipped / "img_align_celeba").exists()  # nothing extracted
+
+
+def test_a_damaged_zip_says_how_to_extract_it(celeba_dir: Path, tmp_path: Path):
+    zipped = _as_downloaded(celeba_dir, tmp_path / "celeba")
+    archive = zipped / "img_align_celeba.zip"
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])  # download cut
+    with pytest.raises(CelebAFormatError) as err:
+        _prepared(zipped, tmp_path / "cache")
+    assert str(err.value).startswith(f"{archive} cannot be read as a zip archive")
+    assert f"`unzip {archive} -d {zipped}`" in str(err.value)
+
+
 @pytest.mark.skipif(not REAL_DATA, reason="CH12_REAL_DATA is not set")
 def test_real_partial_copy(tmp_path: Path, caplog):
     caplog.set_level("INFO")
@@ -172,8 +211,8 @@ def test_pixels_are_cached_as_bytes_and_normalized_when_served(celeba_dir: Path,
 def test_worker_processes_decode_the_same_pixels_with_progress(
     celeba_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
 ):
-    monkeypatch.setattr(celeba_decode, "CHUNK", 8)  # several tasks for the pool
-    monkeypatch.setattr(celeba_decode, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(picture_decode, "CHUNK", 8)  # several tasks for the pool
+    monkeypatch.setattr(picture_decode, "PROGRESS_SECONDS", 0.0)
     caplog.set_level("INFO")
     pooled = _prepared(celeba_dir, tmp_path / "a", num_workers=2)
     assert "CelebA: decoded 8 of 56 images" in caplog.text and "about" in caplog.text
@@ -190,8 +229,7 @@ def test_reduced_scale_decoding_stays_close_to_a_full_decode(tmp_path: Path):
     for size, grayscale in ((32, True), (64, False)):
         drafted, full = [], []
         for path in sorted((tree / "img_align_celeba").glob("*.jpg")):
-            with Image.open(path) as picture:
-                drafted.append(picture_pixels(picture, size, grayscale).astype(int))
+            drafted.append(file_pixels(path, size, grayscale).astype(int))
             with Image.open(path) as picture:
                 picture.load()  # decoded in full: draft has no effect any more
                 full.append(picture_pixels(picture, size, grayscale).astype(int))

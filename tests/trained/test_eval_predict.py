@@ -19,8 +19,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torchvision.datasets import MNIST
 
 from ch12_lightning import config_dir
-from ch12_lightning.data.celeba import picture_transform
 from ch12_lightning.data.mnist import MNISTDataModule
+from ch12_lightning.data.picture_cache import picture_transform
 from ch12_lightning.errors import ConfigError, InputError
 from ch12_lightning.models.classifier import Classifier
 from ch12_lightning.trained.evaluate import evaluate

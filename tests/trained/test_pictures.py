@@ -13,14 +13,9 @@ from PIL import Image, ImageOps
 from sklearn.datasets import load_digits
 
 from ch12_lightning import config_dir
+from ch12_lightning.data.picture_decode import Picture, UnreadablePicture, open_picture
 from ch12_lightning.errors import ConfigError, InputError
-from ch12_lightning.trained.pictures import (
-    Picture,
-    UnreadablePicture,
-    celeba_form,
-    mnist_form,
-    open_picture,
-)
+from ch12_lightning.trained.pictures import celeba_form, mnist_form
 from ch12_lightning.trained.predict import Prediction, predict_files
 from tests.conftest import REAL_DATA
 from tests.digit_pictures import STYLES, as_mnist, render, write_digit_set, write_pictures

@@ -1,11 +1,13 @@
-"""The CelebA caches on disk: find them, describe them, prune the old ones.
+"""The picture caches on disk (CelebA's, image folders'): find them, describe them, prune them.
 
-Every combination of CelebA settings gets its own cache file, and nothing removes them as
+Every combination of settings and files gets its own cache file, and nothing removes them as
 settings change, so they pile up unseen (GBs each). This module makes them visible
-(``./ch12 cache list``, and one summary line logged on each CelebA run) and lets the user
-remove them (``./ch12 cache prune``). Stdlib only: it must not slow down ``--help`` or a run.
+(``./ch12 cache list``, and one summary line logged on each run that uses one) and lets the
+user remove them (``./ch12 cache prune``). Stdlib only: it must not slow down ``--help`` or a
+run.
 
-The layout, written by ``data/celeba.py``, in ``<cache_dir>/celeba/``:
+The layout, written by ``data/picture_cache.py``, in ``<cache_dir>/celeba/`` and
+``<cache_dir>/image_folder/``:
 
 - ``<key>.pt``: the tensors; ``<key>.json``: a sidecar written after it, whose mtime each run
   that uses the cache touches (so it is the "last used" time);
@@ -26,7 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-CELEBA = "celeba"
+# The folders of picture caches, and their data sets' names.
+CACHE_KINDS = {"celeba": "CelebA", "image_folder": "image-folder"}
 # Display names of the other folders of the cache folder (by data module).
 FOLDER_NAMES = {"mnist": "MNIST"}
 # A temporary file modified this recently may belong to a writer still at work: left alone.
@@ -36,7 +39,7 @@ COMMANDS_HINT = "`./ch12 cache list` shows them, `./ch12 cache prune` removes ol
 
 @dataclass
 class CacheEntry:
-    """One CelebA cache (its .pt and .json files), or a leftover temporary file."""
+    """One picture cache (its .pt and .json files), or a leftover temporary file."""
 
     key: str
     files: list[Path]
@@ -47,6 +50,7 @@ class CacheEntry:
     summary: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     kind: str = "cache"  # "cache", "format 1", "no cache file", "bad sidecar" or "temporary"
+    dataset: str = "CelebA"  # the data set's name (CACHE_KINDS)
 
     @property
     def is_temporary(self) -> bool:
@@ -76,12 +80,20 @@ def human_size(size: float) -> str:
     return f"{size:.2f} {unit}" if size < 10 else f"{size:.0f} {unit}"
 
 
-def celeba_entries(cache_dir: Path) -> list[CacheEntry]:
-    """The CelebA caches and leftover temporaries in ``cache_dir``, most recently used first.
+def cache_entries(cache_dir: Path) -> list[CacheEntry]:
+    """The picture caches and leftover temporaries in ``cache_dir``, most recently used first.
 
     Files that vanish while they are read (another process pruning) are skipped, never raised.
     """
-    folder = Path(cache_dir) / CELEBA
+    entries = []
+    for folder_name, dataset in CACHE_KINDS.items():
+        for entry in _entries_in(Path(cache_dir) / folder_name):
+            entry.dataset = dataset
+            entries.append(entry)
+    return sorted(entries, key=lambda e: (-e.last_used, e.key))
+
+
+def _entries_in(folder: Path) -> list[CacheEntry]:
     try:
         names = os.listdir(folder)
     except OSError:
@@ -109,7 +121,7 @@ def celeba_entries(cache_dir: Path) -> list[CacheEntry]:
                 entries.append(
                     CacheEntry(key, [path], stat.st_size, stat.st_mtime, kind="no cache file")
                 )
-    return sorted(entries, key=lambda e: (-e.last_used, e.key))
+    return entries
 
 
 def _entry(
@@ -144,7 +156,8 @@ def _entry(
 
 
 def other_folders(cache_dir: Path) -> list[tuple[str, int]]:
-    """Each folder of ``cache_dir`` other than CelebA's (name, total bytes), by name."""
+    """Each folder of ``cache_dir`` other than the picture caches' (name, total bytes), by
+    name."""
     try:
         names = sorted(os.listdir(cache_dir))
     except OSError:
@@ -152,7 +165,7 @@ def other_folders(cache_dir: Path) -> list[tuple[str, int]]:
     folders = []
     for name in names:
         path = Path(cache_dir) / name
-        if name != CELEBA and path.is_dir() and not path.is_symlink():
+        if name not in CACHE_KINDS and path.is_dir() and not path.is_symlink():
             folders.append((FOLDER_NAMES.get(name, name), _tree_size(path)))
     return folders
 
@@ -167,8 +180,8 @@ def _tree_size(folder: Path) -> int:
 
 
 def cache_folder_summary(cache_dir: Path) -> str:
-    """One line on what the cache folder holds, logged on each CelebA run so it never grows
-    unseen. Fast (no file is opened but the small sidecars) and never raises."""
+    """One line on what the cache folder holds, logged on each run that uses a picture cache
+    so it never grows unseen. Fast (no file is opened but the small sidecars) and never raises."""
     try:
         return _summary(Path(cache_dir))
     except Exception as err:  # a log line must never stop a run
@@ -178,13 +191,15 @@ def cache_folder_summary(cache_dir: Path) -> str:
 def _summary(cache_dir: Path) -> str:
     if not cache_dir.is_dir():
         return f"the cache folder {cache_dir} does not exist yet (nothing cached)"
-    entries = celeba_entries(cache_dir)
-    caches = [e for e in entries if not e.is_temporary]
+    entries = cache_entries(cache_dir)
     temporaries = [e for e in entries if e.is_temporary]
     folders = other_folders(cache_dir)
     parts = []
-    if caches:
-        parts.append(f"{_count(len(caches), 'CelebA cache')} ({human_size(_total(caches))})")
+    for dataset in CACHE_KINDS.values():
+        caches = [e for e in entries if not e.is_temporary and e.dataset == dataset]
+        if caches:
+            size = human_size(_total(caches))
+            parts.append(f"{_count(len(caches), f'{dataset} cache')} ({size})")
     if temporaries:
         size = human_size(_total(temporaries))
         parts.append(f"{_count(len(temporaries), 'leftover temporary file')} ({size})")
@@ -199,13 +214,24 @@ def _summary(cache_dir: Path) -> str:
 
 
 def list_caches(cache_dir: Path, now: float | None = None) -> str:
-    """The report of ``./ch12 cache list``: every CelebA cache, then the other folders."""
+    """The report of ``./ch12 cache list``: every picture cache, then the other folders."""
     now = time.time() if now is None else now
     cache_dir = Path(cache_dir)
-    entries = celeba_entries(cache_dir)
     lines = [cache_folder_summary(cache_dir)]
-    if entries:
-        lines += ["", f"CelebA caches in {cache_dir / CELEBA}, most recently used first:"]
+    for folder_name, dataset in CACHE_KINDS.items():
+        entries = [e for e in cache_entries(cache_dir) if e.dataset == dataset]
+        if entries:
+            title = f"{dataset} caches in {cache_dir / folder_name}, most recently used first:"
+            lines += ["", title[0].upper() + title[1:], *_listed(entries, now)]
+    folders = other_folders(cache_dir)
+    if folders:
+        lines += ["", f"Other folders in {cache_dir} (prune leaves them alone):"]
+        lines += [f"  {name}  {human_size(size)}" for name, size in folders]
+    return "\n".join(lines)
+
+
+def _listed(entries: list[CacheEntry], now: float) -> list[str]:
+    lines = []
     for entry in entries:
         when = _when(entry.last_used, now)
         if entry.is_temporary:
@@ -221,11 +247,7 @@ def list_caches(cache_dir: Path, now: float | None = None) -> str:
         if entry.settings:
             settings = " ".join(f"{k}={v}" for k, v in sorted(entry.settings.items()))
             lines.append(f"      {settings}")
-    folders = other_folders(cache_dir)
-    if folders:
-        lines += ["", f"Other folders in {cache_dir} (prune leaves them alone):"]
-        lines += [f"  {name}  {human_size(size)}" for name, size in folders]
-    return "\n".join(lines)
+    return lines
 
 
 def select_for_pruning(
@@ -271,7 +293,7 @@ def prune(entries: list[CacheEntry], dry_run: bool = False) -> list[str]:
                 lines.append(f"could not remove {entry.key}: {err}")
                 continue
         freed += entry.size
-        what = entry.key if entry.is_temporary else f"CelebA cache {entry.key}"
+        what = entry.key if entry.is_temporary else f"{entry.dataset} cache {entry.key}"
         lines.append(f"{verb} {what} ({human_size(entry.size)}): {entry.describe()}")
     total = f"{'would free' if dry_run else 'freed'} {human_size(freed)}"
     lines.append(f"{total} ({_count(len(entries), 'entry', 'entries')})")

@@ -7,16 +7,21 @@ Two layouts are in common use and both are read:
 - the CSV re-distribution: ``list_attr_celeba.csv`` and ``list_eval_partition.csv`` with header
   rows, and the images one folder deeper, in ``img_align_celeba/img_align_celeba/``.
 
+In the official layout the faces may also stay in ``img_align_celeba.zip`` as downloaded: the
+archive is read in place.
+
 The bbox, landmark and identity files are not needed. A partial copy is fine: only the images
 that are on disk are used.
 """
 
 import csv
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from ch12_lightning.data.picture_store import PictureStore
 from ch12_lightning.errors import ConfigError, InputError, MissingDataError, invalid
 
 PARTITIONS = {"train": 0, "val": 1, "test": 2}
@@ -31,28 +36,50 @@ class CelebALayout:
     """Where the images and metadata files of one CelebA copy are."""
 
     root: Path
-    image_dir: Path
+    images: PictureStore
     attr_file: Path
     partition_file: Path
 
     @classmethod
     def find(cls, root: str | Path) -> "CelebALayout":
         root = Path(root).expanduser()
-        images = root / "img_align_celeba"
-        if (images / "img_align_celeba").is_dir():
-            images = images / "img_align_celeba"
         for suffix in (".txt", ".csv"):
             attr = root / f"list_attr_celeba{suffix}"
             partition = root / f"list_eval_partition{suffix}"
-            if attr.is_file() and partition.is_file() and images.is_dir():
+            images = _images(root)
+            if attr.is_file() and partition.is_file() and images is not None:
                 return cls(root, images, attr, partition)
         raise MissingDataError(
             f"No CelebA copy in {root}. Expected img_align_celeba/ with list_attr_celeba.txt and "
-            "list_eval_partition.txt (official layout), or img_align_celeba/img_align_celeba/ "
-            "with list_attr_celeba.csv and list_eval_partition.csv (CSV layout). Point "
+            "list_eval_partition.txt (official layout; img_align_celeba.zip as downloaded is read "
+            "without extracting it), or img_align_celeba/img_align_celeba/ with "
+            "list_attr_celeba.csv and list_eval_partition.csv (CSV layout). Point "
             "dataset.data_dir (or CH12_DATA_DIR, which holds celeba/) at such a folder; "
             "CelebA is not downloaded automatically."
         )
+
+
+def _images(root: Path) -> PictureStore | None:
+    """The folder of faces, or the official ``img_align_celeba.zip`` read as it is."""
+    folder = root / "img_align_celeba"
+    if (folder / "img_align_celeba").is_dir():
+        return PictureStore(folder / "img_align_celeba")
+    if folder.is_dir():
+        return PictureStore(folder)
+    archive = root / "img_align_celeba.zip"
+    if not archive.is_file():
+        return None
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            names = opened.namelist()
+    except (zipfile.BadZipFile, OSError) as err:
+        raise CelebAFormatError(
+            f"{archive} cannot be read as a zip archive ({err}): it is cut short or damaged. "
+            f"Download it again; if your unzip can still read it, extract it with "
+            f"`unzip {archive} -d {root}`, which makes {folder}/."
+        ) from err
+    inner = "img_align_celeba/" if any(n.startswith("img_align_celeba/") for n in names) else ""
+    return PictureStore(archive, inner)
 
 
 def _rows(path: Path) -> tuple[list[str], Iterator[list[str]]]:

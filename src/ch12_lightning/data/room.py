@@ -30,13 +30,21 @@ def available_memory() -> int:
 
 
 def check_room(
-    images: int, channels: int, image_size: int, cache_folder: Path, memory_limit_gb: float | None
+    images: int,
+    channels: int,
+    image_size: int,
+    cache_folder: Path,
+    memory_limit_gb: float | None,
+    title: str,
+    fewer_images: str,
 ) -> None:
     """Refuse at once, with the figures and settings that would fit, when ``images`` of
     ``channels`` x ``image_size``^2 uint8 pixels cannot be held in memory or written to
     ``cache_folder``.
 
     ``memory_limit_gb`` (``dataset.memory_limit_gb``) replaces the machine's available memory.
+    The message names the data set by ``title`` and ``fewer_images`` says which of its settings
+    select fewer images.
     """
     bytes_per_image = channels * image_size**2
     pixels = images * bytes_per_image
@@ -57,9 +65,9 @@ def check_room(
         for what, need, have in short
     )
     raise NoRoomError(
-        f"These CelebA settings select {images:,} images of {bytes_per_image:,} bytes "
+        f"These {title} settings select {images:,} images of {bytes_per_image:,} bytes "
         f"({pixels / GB:.2f} GB of 8-bit pixels) and need {lacks}. At most {fits:,} images of "
-        "this size fit: lower dataset.n_per_class or dataset.eval_per_class, use "
+        f"this size fit: {fewer_images}, use "
         f"dataset.image_size={size} or less (bytes grow with its square), "
         "dataset.grayscale=true (a third of RGB), or set paths.cache_dir to a larger disk."
     )

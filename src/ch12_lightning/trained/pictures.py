@@ -1,9 +1,6 @@
 """Pictures as people have them, brought to the form a run's model was trained on.
 
-Decoding (every model): the EXIF orientation a phone wrote is applied; a file of several frames
-gives its first; 16-bit and float pictures are scaled to 8 bits, not clipped; a transparent
-canvas is filled with a background that contrasts with what is drawn on it (dark ink gets
-white paper), so a digit drawn there does not vanish.
+Decoding (every model) is ``data.picture_decode.open_picture``'s: upright, 8-bit, opaque.
 
 MNIST's form (``mnist_form``), the way the MNIST digits were made: grey levels; the ink found
 and made light on dark (the picture's border says which is paper); the paper's level and grain
@@ -16,80 +13,15 @@ is centre-cropped to it, so that training's resize to a square distorts it as it
 Each step that changed something adds a note, shown beside the prediction.
 """
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
+
+from ch12_lightning.data.picture_decode import Picture
 
 MNIST_SIDE = 28
 MNIST_BOX = 20  # the digits were scaled to fit this box, then centred by mass in 28x28
 CELEBA_ASPECT = 178 / 218  # width / height of the aligned faces
 NOISE_FLOOR = 0.1  # ink below this fraction of the paper-to-ink contrast is paper
-
-
-class UnreadablePicture(ValueError):
-    """A file that is not a picture Pillow can decode, or is damaged."""
-
-
-@dataclass(frozen=True)
-class Picture:
-    """A decoded picture: 8-bit gray (``L``) or ``RGB``, upright, opaque."""
-
-    image: Image.Image
-    notes: tuple[str, ...] = ()
-
-
-def open_picture(path: Path) -> Picture:
-    """Decode ``path`` completely (so a damaged file is named here) into a ``Picture``."""
-    notes: list[str] = []
-    try:
-        with Image.open(path) as opened:
-            frames = getattr(opened, "n_frames", 1)
-            if frames > 1:
-                notes.append(f"first of {frames} frames")
-            opened.load()
-            orientation = opened.getexif().get(0x0112, 1)  # the EXIF Orientation tag
-            upright = ImageOps.exif_transpose(opened)
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
-        raise UnreadablePicture(f"{type(err).__name__}: {err}") from err
-    if orientation != 1:
-        notes.append("turned upright (EXIF orientation)")
-    image = _eight_bit(upright, notes)
-    return Picture(_opaque(image, notes), tuple(notes))
-
-
-def _eight_bit(image: Image.Image, notes: list[str]) -> Image.Image:
-    """16-bit and 32-bit integer and float pictures scaled into 0..255 (Pillow's own
-    conversion clips them at 255, which turns a 16-bit picture black and white)."""
-    if image.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        return image
-    values = np.asarray(image, dtype=np.float64)
-    top = 1.0 if image.mode == "F" and values.max(initial=0) <= 1 else 65535.0
-    top = max(top, float(values.max(initial=0)))
-    notes.append(f"{'float' if image.mode == 'F' else '16-bit'} levels scaled to 8 bits")
-    return Image.fromarray(np.clip(np.rint(values / top * 255), 0, 255).astype(np.uint8), "L")
-
-
-def _opaque(image: Image.Image, notes: list[str]) -> Image.Image:
-    """The picture without transparency, filled behind with white if what is drawn is dark,
-    else black."""
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in ("LA", "La", "PA", "RGBa"):
-        image = image.convert("RGBA")
-    if image.mode != "RGBA":
-        return image if image.mode in ("L", "RGB") else image.convert("RGB")
-    alpha = np.asarray(image.getchannel("A"))
-    if alpha.min() == 255:
-        return image.convert("RGB")
-    drawn = np.asarray(image.convert("L"))[alpha > 127]
-    dark = drawn.size == 0 or float(drawn.mean()) < 128
-    background = (255, 255, 255) if dark else (0, 0, 0)
-    notes.append(f"transparent areas on {'white' if dark else 'black'}")
-    canvas = Image.new("RGB", image.size, background)
-    canvas.paste(image, mask=image.getchannel("A"))
-    return canvas
 
 
 def small_picture_note(picture: Picture, smallest: int, what: str) -> str | None:

@@ -1,13 +1,14 @@
 """Class predictions for the pictures people have, prepared as the run's training data was.
 
-Each file is decoded by ``pictures.open_picture`` (EXIF orientation, first frame, 16-bit and
-float levels, transparency), then, with ``preprocess=auto`` (the default), brought to the form of
-the run's data set: an MNIST digit (``pictures.mnist_form``) or an aligned CelebA face's aspect
-ratio (``pictures.celeba_form``); ``preprocess=none`` only resizes, for pictures already in that
-form. Then the run's own arithmetic: for MNIST gray, 28x28, scaled to [0, 1] and normalized with
-the run's mean and std; for CelebA the data module's ``picture_transform``. The model's
-``probabilities`` turns its logits into class probabilities (softmax, or a sigmoid for a single
-logit), as the chapter does at inference time, and each is put in words.
+Each file is decoded by ``data.picture_decode.open_picture`` (EXIF orientation, first frame,
+16-bit and float levels, transparency), then, with ``preprocess=auto`` (the default), brought to
+the form of the run's data set: an MNIST digit (``pictures.mnist_form``) or an aligned CelebA
+face's aspect ratio (``pictures.celeba_form``); ``preprocess=none`` only resizes, for pictures
+already in that form; a run on a folder of pictures decodes and resizes exactly as its training
+did. Then the run's own arithmetic: for MNIST gray, 28x28, scaled to [0, 1] and normalized with
+the run's mean and std; for CelebA and image folders the data module's ``picture_transform``.
+The model's ``probabilities`` turns its logits into class probabilities (softmax, or a sigmoid
+for a single logit), as the chapter does at inference time, and each is put in words.
 """
 
 import csv
@@ -27,18 +28,18 @@ from torchvision.transforms.v2 import functional as F
 
 from ch12_lightning.data.celeba import CelebADataModule
 from ch12_lightning.data.mnist import IMAGE_SHAPE, MNISTDataModule
+from ch12_lightning.data.picture_cache import PictureCacheDataModule
+from ch12_lightning.data.picture_decode import (
+    DRAFT_MARGIN,
+    Picture,
+    UnreadablePicture,
+    open_picture,
+)
 from ch12_lightning.errors import ConfigError, InputError, invalid
 from ch12_lightning.files.atomic import atomic_path
 from ch12_lightning.run.build import prepare
 from ch12_lightning.trained.load import load_run
-from ch12_lightning.trained.pictures import (
-    Picture,
-    UnreadablePicture,
-    celeba_form,
-    mnist_form,
-    open_picture,
-    small_picture_note,
-)
+from ch12_lightning.trained.pictures import celeba_form, mnist_form, small_picture_note
 
 log = logging.getLogger(__name__)
 
@@ -53,27 +54,34 @@ CONFIDENCE_WORDS = ((0.95, "very sure"), (LOW_CONFIDENCE, "fairly sure"), (0.5, 
 
 @dataclass(frozen=True)
 class ImageFormat:
-    """What the model takes: a (C, H, W) tensor, made from a ``Picture`` by ``prepare``
-    (``preprocess`` as the command line says), which also returns what it did, in words."""
+    """What the model takes: a (C, H, W) tensor, made from a ``Picture`` (decoded with
+    ``draft_side`` as training decoded its pictures) by ``prepare`` (``preprocess`` as the
+    command line says), which also returns what it did, in words."""
 
     shape: tuple[int, int, int]
     prepare: Callable[[Picture, str], tuple[Tensor, tuple[str, ...]]]
     mean: float
     std: float
+    draft_side: int | None = None
 
 
 def image_format(datamodule: L.LightningDataModule) -> ImageFormat:
     """The input format of a run, from its data module's settings."""
-    if isinstance(datamodule, CelebADataModule):
+    if isinstance(datamodule, PictureCacheDataModule):
         size, transform = datamodule.image_size, datamodule.transform()
+        # CelebA's faces are brought to the aligned faces' aspect ratio; a folder's pictures
+        # were only resized, and are prepared exactly so.
+        is_face = isinstance(datamodule, CelebADataModule)
+        what = "a face at this run's size" if is_face else "a picture at this run's size"
 
-        def prepare_face(picture: Picture, preprocess: str) -> tuple[Tensor, tuple[str, ...]]:
-            image, notes = celeba_form(picture) if preprocess == "auto" else (picture.image, ())
-            small = small_picture_note(picture, size, "a face at this run's size")
+        def prepare_picture(picture: Picture, preprocess: str) -> tuple[Tensor, tuple[str, ...]]:
+            auto = is_face and preprocess == "auto"
+            image, notes = celeba_form(picture) if auto else (picture.image, ())
+            small = small_picture_note(picture, size, what)
             return transform(image), (*notes, *([small] if small else []))
 
-        return ImageFormat((datamodule.channels, size, size), prepare_face, datamodule.mean,
-                           datamodule.std)  # fmt: skip
+        return ImageFormat(datamodule.input_shape, prepare_picture, datamodule.mean,
+                           datamodule.std, size * DRAFT_MARGIN)  # fmt: skip
     if isinstance(datamodule, MNISTDataModule):
         mean, std = datamodule.mean, datamodule.std
         resized = mnist_transform(mean, std)
@@ -88,8 +96,8 @@ def image_format(datamodule: L.LightningDataModule) -> ImageFormat:
 
         return ImageFormat(IMAGE_SHAPE, prepare_digit, mean, std)
     raise ConfigError(
-        f"Images cannot be prepared for a run of {type(datamodule).__name__}: only MNIST and "
-        "CelebA runs are known to predict and export."
+        f"Images cannot be prepared for a run of {type(datamodule).__name__}: only MNIST, "
+        "CelebA and image-folder runs are known to predict and export."
     )
 
 
@@ -183,7 +191,7 @@ def predict(
         prepared: list[tuple[Path, Tensor, tuple[str, ...]]] = []
         for path in files[start : start + batch_size]:
             try:
-                picture = open_picture(path)
+                picture = open_picture(path, input_format.draft_side)
             except UnreadablePicture as err:
                 yield Unreadable(path, str(err))
                 continue

@@ -1,0 +1,310 @@
+"""Picture data sets decoded once into an 8-bit cache on disk, served as tensors.
+
+Decoding pictures is the whole cost of such a pipeline, so each selected picture is decoded and
+resized once, in parallel, and the 8-bit pixels are cached on disk under a key made of
+everything that changes them (the files' sizes and stamps and the settings). Later epochs, and
+later runs with the same settings, never decode; batches are normalized as they are served, on
+the device they train on. Before decoding, the memory and disk the settings need are checked
+against what there is. CelebA and image folders differ only in how they find and label their
+files (``_inventory`` and ``_select``); everything else is here.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import partial
+from itertools import accumulate
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from filelock import FileLock, Timeout
+from PIL import Image
+from torch import Tensor
+from torchvision.transforms.v2 import functional as F
+
+from ch12_lightning.data.cache_folder import cache_folder_summary
+from ch12_lightning.data.picture_decode import decode_all, picture_pixels
+from ch12_lightning.data.picture_store import PictureStore
+from ch12_lightning.data.room import check_room
+from ch12_lightning.data.tensor_batches import InMemoryDataModule, TensorBatches
+from ch12_lightning.errors import InputError
+from ch12_lightning.files.atomic import atomic_path, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 2  # 2: uint8 pixels, normalized when served
+SPLITS = ("train", "val", "test")
+
+
+class CorruptImageError(InputError, ValueError):
+    """An image file cannot be decoded."""
+
+
+class Inventory(NamedTuple):
+    """Where a data set's files are, and what identifies them for the cache key (their names,
+    sizes and stamps, and those of any file that labels them)."""
+
+    store: PictureStore
+    files: dict[str, Any]
+
+
+class Selection(NamedTuple):
+    """The files a run uses, as (split, name in the store, label), split after split; and what
+    was found and used, in one line for the log and the cache's description."""
+
+    files: list[tuple[str, str, int]]
+    summary: str
+
+
+def normalized(pixels: Tensor, mean: float, std: float) -> Tensor:
+    """uint8 pixels (any leading dimensions) scaled to [0, 1] and normalized, by torchvision's
+    own arithmetic: the values a float pipeline (``ToDtype(scale=True)``, ``Normalize``) gives."""
+    channels = pixels.shape[-3]
+    scaled = F.to_dtype(pixels, torch.float32, scale=True)
+    return F.normalize(scaled, [mean] * channels, [std] * channels)
+
+
+def picture_transform(
+    image_size: int, grayscale: bool, mean: float, std: float
+) -> Callable[[Image.Image], Tensor]:
+    """A decoded picture as the training data were made: ``picture_pixels``, then
+    ``normalized``."""
+
+    def transform(picture: Image.Image) -> Tensor:
+        pixels = torch.from_numpy(picture_pixels(picture, image_size, grayscale).copy())
+        return normalized(pixels, mean, std)
+
+    return transform
+
+
+class PictureCacheDataModule(InMemoryDataModule):
+    """Pictures resized to ``image_size`` squared, gray or RGB, normalized with ``mean`` and
+    ``std`` when served; decoded by ``num_workers`` processes into a cache in ``cache_dir``.
+
+    Subclasses name themselves (``title``, ``cache_name``: the folder of the cache directory,
+    ``fewer_images``: the settings that select fewer images, for the room check's message), and
+    find their files: ``_inventory`` (cheap: run on every start; bad input is refused there,
+    before anything is decoded), ``_select`` and ``_settings`` (what else changes the pixels).
+    """
+
+    title = "pictures"
+    cache_name = "pictures"
+    fewer_images = "select fewer images"
+
+    def __init__(
+        self,
+        cache_dir: str,
+        image_size: int = 32,
+        grayscale: bool = True,
+        mean: float = 0.5,
+        std: float = 0.5,
+        batch_size: int = 16,
+        data_on_device: bool = True,
+        num_workers: int = 2,
+        skip_corrupt: bool = False,
+        pin_memory: bool = False,
+        memory_limit_gb: float | None = None,
+        eval_batch_size: int | None = None,
+    ) -> None:
+        # num_workers decode the pictures once; batches are then served from memory, in-process.
+        super().__init__(
+            batch_size, data_on_device, pin_memory=pin_memory, eval_batch_size=eval_batch_size
+        )
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.image_size = image_size
+        self.grayscale = grayscale
+        self.mean = mean
+        self.std = std
+        self.num_workers = num_workers
+        self.skip_corrupt = skip_corrupt
+        self.memory_limit_gb = memory_limit_gb
+        self.prepare_seconds: float | None = None  # for the benchmark: finding or building
+        self.decode_seconds: float | None = None  # the part of building spent decoding
+        self.from_cache: bool | None = None
+        self._cache_file: Path | None = None
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.grayscale else 3
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.channels, self.image_size, self.image_size
+
+    def transform(self) -> Callable[[Image.Image], Tensor]:
+        """A decoded picture as this module's training data: for ``predict``."""
+        return picture_transform(self.image_size, self.grayscale, self.mean, self.std)
+
+    # -- what subclasses say --------------------------------------------------------------
+
+    def _inventory(self) -> Inventory:
+        raise NotImplementedError
+
+    def _select(self, inventory: Inventory) -> Selection:
+        raise NotImplementedError
+
+    def _settings(self) -> dict[str, Any]:
+        """What changes the cached pixels besides the files (normalization and batch size
+        are applied later)."""
+        keys = ("image_size", "grayscale", "skip_corrupt")
+        return {key: getattr(self, key) for key in keys}
+
+    # -- preparing: select, decode, cache -------------------------------------------------
+
+    def prepare_data(self) -> None:
+        """Build the cache file for these settings unless it already exists (once per run)."""
+        if self._cache_file is None:
+            self._cache_file = self._cached()
+
+    def setup(self, stage: str) -> None:
+        if not self.splits:
+            # Other DDP ranks skip prepare_data and find the file rank 0 built. Mapped, not
+            # read: the pages come from the file as batches need them, shared by all ranks.
+            path = self._cache_file or self._cached()
+            cached = torch.load(path, weights_only=True, mmap=True)
+            pixels, targets = cached["pixels"], cached["targets"]
+            serve = partial(normalized, mean=self.mean, std=self.std)
+            self.splits = {
+                split: TensorBatches(pixels[start:end], targets[start:end], serve=serve)
+                for split, (start, end) in cached["splits"].items()
+            }
+
+    def _cached(self) -> Path:
+        """Path of the cache file for the current settings and files, built if missing or
+        damaged. One process builds it while others that need the same file wait for it."""
+        start = time.perf_counter()
+        inventory = self._inventory()
+        path = self.cache_dir / self.cache_name / f"{self._cache_key(inventory)}.pt"
+        with self._one_builder(path):
+            summary = self._cached_summary(path)
+            self.from_cache = summary is not None
+            if summary is None:
+                summary = self._build(inventory, path)
+        self.prepare_seconds = time.perf_counter() - start
+        source = "from the cache" if self.from_cache else "decoded and cached"
+        log.info("%s (%.2f s, %s: %s)", summary, self.prepare_seconds, source, path)
+        log.info("%s", cache_folder_summary(self.cache_dir))
+        return path
+
+    def _cache_key(self, inventory: Inventory) -> str:
+        described = {"format": CACHE_FORMAT, **inventory.files, **self._settings()}
+        return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:24]
+
+    def _cached_summary(self, path: Path) -> str | None:
+        """The summary of the cache at ``path`` if it is there and sound, else None (a damaged
+        one is only a cache: it is rebuilt, with a warning)."""
+        sidecar = path.with_suffix(".json")
+        if not path.exists() and not sidecar.exists():
+            return None
+        try:
+            meta = json.loads(sidecar.read_text())
+            problem = self._cache_problem(path, meta)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+            problem = f"cannot be read ({type(err).__name__}: {err})"
+        if problem:
+            log.warning("The %s cache %s %s; building it again.", self.title, path, problem)
+            return None
+        os.utime(sidecar)  # last used: what ``./ch12 cache prune --keep-last`` goes by
+        return meta["summary"]
+
+    def _cache_problem(self, path: Path, meta: dict[str, Any]) -> str | None:
+        """What makes the cache unusable for these settings (its description and tensors
+        checked against each other and against the key's settings), or None."""
+        if meta.get("format") != CACHE_FORMAT or meta.get("settings") != self._settings():
+            return "does not match its key (its description holds other settings)"
+        try:
+            cached = torch.load(path, weights_only=True, mmap=True)
+        except Exception as err:  # truncated, overwritten: the zip reader's errors vary
+            return f"does not load ({type(err).__name__}: {str(err).split('. ')[0]})"
+        pixels, targets, splits = cached["pixels"], cached["targets"], cached["splits"]
+        shape = (meta["images"], self.channels, self.image_size, self.image_size)
+        ends = sorted(end for _, end in splits.values())
+        if (
+            tuple(pixels.shape) != shape
+            or pixels.dtype != torch.uint8
+            or len(targets) != shape[0]
+            or list(splits) != list(SPLITS)
+            or ends[-1] != shape[0]
+        ):
+            return (
+                f"does not match its description (pixels {tuple(pixels.shape)} {pixels.dtype}, "
+                f"{len(targets)} labels; described: {shape}, uint8)"
+            )
+        return None
+
+    def _build(self, inventory: Inventory, path: Path) -> str:
+        files, summary = self._select(inventory)
+        check_room(len(files), self.channels, self.image_size, path.parent,
+                   self.memory_limit_gb, self.title, self.fewer_images)  # fmt: skip
+        store = inventory.store
+        start = time.perf_counter()
+        pixels, errors = decode_all(
+            [store.source(name) for _, name, _ in files], self.image_size, self.grayscale,
+            self.num_workers, archive=store.archive, title=self.title,
+        )  # fmt: skip
+        self.decode_seconds = time.perf_counter() - start
+        failed = [(files[i][1], error) for i, error in sorted(errors.items())]
+        if failed and not self.skip_corrupt:
+            name, error = failed[0]
+            raise CorruptImageError(
+                f"Cannot decode image {store.where(name)}: {error}"
+                + (f" ({len(failed) - 1} more unreadable images)" if len(failed) > 1 else "")
+                + ". Replace or delete the file, or set dataset.skip_corrupt=true to skip "
+                "unreadable images."
+            )
+        if failed:
+            names = [name for name, _ in failed]
+            summary += f"; skipped {len(names)} unreadable images: {', '.join(names[:10])}"
+            log.warning("Skipped %d unreadable images: %s", len(names), ", ".join(names))
+        # One tensor, the splits as consecutive ranges of it (files come split by split).
+        kept = [i for i in range(len(files)) if i not in errors]
+        pixels_kept = torch.from_numpy(pixels if not errors else pixels[kept])
+        targets = torch.tensor([files[i][2] for i in kept], dtype=torch.long)
+        parts = [files[i][0] for i in kept]
+        bounds = [0, *accumulate(parts.count(split) for split in SPLITS)]
+        splits = {split: bounds[i : i + 2] for i, split in enumerate(SPLITS)}
+        size = pixels_kept.nbytes + targets.nbytes
+        with atomic_path(path, size) as tmp:
+            torch.save({"pixels": pixels_kept, "targets": targets, "splits": splits}, tmp)
+        write_json_atomic(
+            path.with_suffix(".json"),
+            {
+                "format": CACHE_FORMAT,
+                "dataset": self.cache_name,
+                "summary": summary,
+                "settings": self._settings(),
+                "images": len(targets),
+                "bytes": path.stat().st_size,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
+        return summary
+
+    @contextmanager
+    def _one_builder(self, path: Path) -> Iterator[None]:
+        """Hold the lock of the cache at ``path`` (a lock file beside it, which the system
+        releases if its holder dies): runs that start together build a cache once, the others
+        wait and use it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(path.parent / f".{path.stem}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.info("Another run is building the %s cache %s; waiting for it", self.title, path)
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+def file_stamp(path: Path) -> list[Any]:
+    """A file's name, size and modification time: what identifies a metadata file for a key."""
+    stat = path.stat()
+    return [path.name, stat.st_size, stat.st_mtime_ns]

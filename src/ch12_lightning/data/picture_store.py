@@ -1,0 +1,113 @@
+"""Where a data set's picture files are: a folder, or a zip archive read as it is.
+
+A zip is read in place, never extracted: CelebA's official download leaves the faces in one
+``img_align_celeba.zip`` (readers of the book trip over extracting it: rasbt/machine-learning-book
+#57, #146), and people zip their folders of pictures to move them. Names inside a store are POSIX
+paths relative to its top, the same for both kinds, so what reads a layout never asks which.
+"""
+
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+
+def is_picture_name(name: str) -> bool:
+    """Whether torchvision's ``ImageFolder`` takes the file for a picture: its extensions,
+    whatever their case."""
+    return name.lower().endswith(IMG_EXTENSIONS)
+
+
+def is_zip_name(name: str) -> bool:
+    return name.lower().endswith(".zip")
+
+
+def is_hidden(part: str) -> bool:
+    """A name that a file manager or an archiver made, not the user: ``.DS_Store``,
+    ``.ipynb_checkpoints``, ``._photo.jpg``, ``__MACOSX``."""
+    return part.startswith(".") or part == "__MACOSX"
+
+
+@dataclass
+class Listing:
+    """Every file of a store (name -> [size, stamp]: a modification time for a file on disk, a
+    CRC in a zip; any change of either changes a cache key) and every folder."""
+
+    files: dict[str, list[int]] = field(default_factory=dict)
+    folders: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class PictureStore:
+    """A folder, or a zip archive whose folder ``inner`` (``""``: all of it) is the top."""
+
+    path: Path
+    inner: str = ""
+
+    @property
+    def archive(self) -> str | None:
+        """The zip file to read members from, or None for a folder."""
+        return str(self.path) if is_zip_name(self.path.name) else None
+
+    def where(self, name: str = "") -> str:
+        """A file of the store (or the store itself) as a person finds it."""
+        if self.archive is None:
+            return str(self.path / name) if name else str(self.path)
+        inside = f"{self.inner}{name}".rstrip("/")
+        return f"{self.path} (member {inside})" if inside else str(self.path)
+
+    def source(self, name: str) -> str:
+        """What ``picture_decode`` reads for the file ``name``: a path, or an archive member."""
+        return str(self.path / name) if self.archive is None else f"{self.inner}{name}"
+
+    def listing(self) -> Listing:
+        return _zip_listing(self.path, self.inner) if self.archive else _folder_listing(self.path)
+
+
+def _folder_listing(top: Path) -> Listing:
+    """Every file and folder below ``top``, following links to folders as ``ImageFolder``
+    does, each real folder once (a link back up does not loop)."""
+    listing = Listing()
+    seen: set[tuple[int, int]] = set()
+    pending = [("", top)]
+    while pending:
+        prefix, folder = pending.pop()
+        try:
+            stat = folder.stat()
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # unreadable or vanished: what it held is absent
+        if (stat.st_dev, stat.st_ino) in seen:
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        for entry in entries:
+            name = prefix + entry.name
+            try:
+                if entry.is_dir():
+                    listing.folders.add(name)
+                    pending.append((name + "/", Path(entry.path)))
+                elif entry.is_file():
+                    info = entry.stat()
+                    listing.files[name] = [info.st_size, info.st_mtime_ns]
+            except OSError:  # a link to nowhere
+                continue
+    return listing
+
+
+def _zip_listing(archive: Path, inner: str) -> Listing:
+    listing = Listing()
+    with zipfile.ZipFile(archive) as opened:
+        for info in opened.infolist():
+            if not info.filename.startswith(inner) or info.filename == inner:
+                continue
+            name = info.filename[len(inner) :]
+            parts = name.rstrip("/").split("/")
+            # Archivers may leave out a folder's own entry: its files imply it.
+            listing.folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+            if info.is_dir():
+                listing.folders.add(name.rstrip("/"))
+            else:
+                listing.files[name] = [info.file_size, info.CRC]
+    return listing
