@@ -13,9 +13,9 @@ import torch
 
 from ch12_lightning.checks.checkpoint_file import check_checkpoint
 from ch12_lightning.checks.config import validate
-from ch12_lightning.data.celeba import CorruptImageError
 from ch12_lightning.data.celeba_files import CelebAFormatError
 from ch12_lightning.data.mnist import MNISTDataModule, MNISTFormatError
+from ch12_lightning.data.picture_cache import CorruptImageError
 from ch12_lightning.errors import ConfigError, InputError, MissingDataError
 from ch12_lightning.run.pipeline import SweepStrategyError, run
 from tests.celeba_tree import make_celeba
@@ -206,7 +206,10 @@ def test_every_bad_value_is_listed_in_one_message(quick_overrides: list[str], tm
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("dataset.n_per_class=0", "dataset.n_per_class=0 is not valid: must be a positive integer"),
+        (
+            "dataset.n_per_class=0",
+            "dataset.n_per_class=0 is not valid: must be a positive integer, or null (all of them)",
+        ),
         (
             "dataset.eval_per_class=some",
             "dataset.eval_per_class=some is not valid: must be balanced",
@@ -219,6 +222,32 @@ def test_celeba_value_is_refused(
     override: str, message: str, path_overrides: list[str], tmp_path: Path
 ):
     assert _refused([*path_overrides, "dataset=celeba", override], tmp_path).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            [],
+            "dataset.root=null is not valid: give the folder of your pictures "
+            "(root/<class>/<picture>), or a .zip of it",
+        ),
+        (["dataset.val_fraction=1.5"], "dataset.val_fraction=1.5 is not valid: must be between 0"),
+        (["dataset.test_fraction=0"], "dataset.test_fraction=0 is not valid: must be between 0"),
+        (
+            ["dataset.val_fraction=0.5", "dataset.test_fraction=0.5"],
+            "dataset.test_fraction=0.5 is not valid: with dataset.val_fraction=0.5 nothing would "
+            "be left to train on; together they must be below 1",
+        ),
+        (["dataset.grayscale=maybe"], "dataset.grayscale=maybe is not valid: must be true or"),
+    ],
+)
+def test_image_folder_value_is_refused(
+    overrides: list[str], message: str, path_overrides: list[str], tmp_path: Path
+):
+    root = [] if not overrides else [f"dataset.root={tmp_path}"]
+    composed = [*path_overrides, "dataset=image_folder", *root, *overrides]
+    assert _refused(composed, tmp_path).startswith(message)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

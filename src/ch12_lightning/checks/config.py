@@ -43,7 +43,20 @@ RULES: tuple[Rule, ...] = (
         "must be a positive integer or null (the training batch_size)",
     ),
     ("dataset.val_size", positive_int, POSITIVE_INT),
-    ("dataset.n_per_class", positive_int, POSITIVE_INT),
+    (
+        "dataset.n_per_class",
+        lambda v: v is None or positive_int(v),
+        "must be a positive integer, or null (all of them)",
+    ),
+    (
+        "dataset.root",
+        lambda v: isinstance(v, str) and bool(v.strip()),
+        "give the folder of your pictures (root/<class>/<picture>), or a .zip of it",
+    ),
+    ("dataset.val_fraction", lambda v: number(v) and 0 < v < 1, "must be between 0 and 1"),
+    ("dataset.test_fraction", lambda v: number(v) and 0 < v < 1, "must be between 0 and 1"),
+    ("dataset.grayscale", boolean, "must be true or false"),
+    ("dataset.skip_corrupt", boolean, "must be true or false"),
     ("dataset.image_size", positive_int, POSITIVE_INT),
     (
         "dataset.eval_per_class",
@@ -73,6 +86,7 @@ def validate(cfg: DictConfig) -> None:
     problems = _rule_problems(cfg, RULES)
     problems += _network_problems(cfg)
     problems += _run_length_problems(cfg)
+    problems += _split_fraction_problems(cfg)
     problems += _unvalidated_monitor_problems(cfg)
     problems += unknown_key_problems(cfg)
     problems += _device_problems(_value(cfg, "trainer.accelerator"), _value(cfg, "trainer.devices"))
@@ -118,6 +132,15 @@ def _run_length_problems(cfg: DictConfig) -> list[str]:
         return []
     reason = f"{POSITIVE_INT}, or -1 (no limit) with trainer.max_steps or trainer.max_time set"
     return [invalid("trainer.max_epochs", epochs, reason)]
+
+
+def _split_fraction_problems(cfg: DictConfig) -> list[str]:
+    """Validation and test drawn from one folder must leave pictures to train on."""
+    val, test = _value(cfg, "dataset.val_fraction"), _value(cfg, "dataset.test_fraction")
+    if not (number(val) and number(test)) or val + test < 1:
+        return []
+    reason = f"with dataset.val_fraction={val} nothing would be left to train on; together "
+    return [invalid("dataset.test_fraction", test, reason + "they must be below 1")]
 
 
 def _unvalidated_monitor_problems(cfg: DictConfig) -> list[str]:

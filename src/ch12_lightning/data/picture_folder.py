@@ -1,0 +1,272 @@
+"""A folder of one's own pictures read as torchvision's ``ImageFolder`` reads one, and checked.
+
+Layouts: ``root/<class>/...`` (a class's pictures may sit in folders of their own below it), or
+``root/train|val|test/<class>/...`` where the user split them; or any files under ``root``
+labelled by a CSV of ``file,label`` rows. Classes are the sorted folder names (or labels), as
+``ImageFolder``'s ``find_classes`` gives them; pictures are the files with its extensions, in any
+case. What ``ImageFolder`` would take for data by mistake is skipped and counted instead: hidden
+files and folders (``.DS_Store``, ``.ipynb_checkpoints``, ``__MACOSX``), other files, pictures
+outside a class folder. A folder zipped with its own folder inside (``pets.zip`` holding
+``pets/cat/...``) is entered.
+
+Everything that would make a run train on the wrong thing is refused here, before a picture is
+decoded, naming the folder or file: no class folders, one class, a class without pictures, split
+folders whose classes differ, CSV rows that name missing files.
+"""
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ch12_lightning.data.picture_store import Listing, is_hidden, is_picture_name
+from ch12_lightning.errors import ConfigError, invalid
+
+# Folder names that mean a split (any case), and the split each means.
+SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val",
+                 "test": "test"}  # fmt: skip
+EXTENSIONS_HINT = ".jpg, .jpeg, .png, .ppm, .bmp, .pgm, .tif, .tiff, .webp, in any case"
+
+
+@dataclass
+class FolderScan:
+    """The classes, each picture's class index by split (``"all"`` where the folder has no split
+    folders), and the files passed over, by reason (with a few names for the log)."""
+
+    classes: list[str]
+    pictures: dict[str, list[tuple[str, int]]]
+    top: str = ""
+    skipped: Counter = field(default_factory=Counter)
+    skipped_names: dict[str, list[str]] = field(default_factory=dict)
+
+    def skip(self, reason: str, name: str) -> None:
+        self.skipped[reason] += 1
+        self.skipped_names.setdefault(reason, [])
+        if len(self.skipped_names[reason]) < 3:
+            self.skipped_names[reason].append(name)
+
+    def skipped_line(self) -> str:
+        """What was passed over, e.g. ``skipped 3 files: 2 hidden (.DS_Store, ...), 1 not a
+        picture (notes.txt)``; empty if nothing was."""
+        if not self.skipped:
+            return ""
+        parts = []
+        for reason, count in sorted(self.skipped.items()):
+            names = self.skipped_names[reason]
+            more = ", ..." if count > len(names) else ""
+            parts.append(f"{count} {reason} ({', '.join(names)}{more})")
+        total = sum(self.skipped.values())
+        return f"skipped {total} file{'s' * (total != 1)}: {'; '.join(parts)}"
+
+
+def scan_folder(
+    listing: Listing, root: str, labels: dict[str, str] | None = None, csv_name: str = ""
+) -> FolderScan:
+    """Classes and pictures of the store ``listing`` describes (``root``: its name in messages),
+    labelled by its folders or, when given, by ``labels`` (file name -> label, from the CSV
+    ``csv_name``)."""
+    top = "" if labels is not None else _wrapping_folder(listing)
+    splits = _split_folders(listing, top, root)
+    if labels is not None:
+        scan = _labelled_by_csv(listing, labels, splits, csv_name)
+    else:
+        scan = _labelled_by_folders(listing, top, splits, root)
+    scan.top = top
+    return scan
+
+
+def _children(listing: Listing, prefix: str) -> tuple[list[str], list[str]]:
+    """Names of the folders and files directly in ``prefix`` (``""``: the top), sorted."""
+    depth = prefix.count("/")
+    folders = sorted(f[len(prefix) :] for f in listing.folders
+                     if f.startswith(prefix) and f.count("/") == depth)  # fmt: skip
+    files = sorted(f[len(prefix) :] for f in listing.files
+                   if f.startswith(prefix) and f.count("/") == depth)  # fmt: skip
+    return folders, files
+
+
+def _wrapping_folder(listing: Listing) -> str:
+    """``"pets/"`` for a store whose only folder holds folders (several, or split folders) and
+    no pictures beside them (a zipped folder, or the folder above the one meant): that folder
+    is then the top. Else ``""`` (one class folder, whose pictures may also sit below it)."""
+    top = ""
+    while True:
+        folders, files = _visible(*_children(listing, top))
+        if len(folders) != 1 or files or folders[0].lower() in SPLIT_FOLDERS:
+            return top
+        inside, inside_files = _visible(*_children(listing, f"{top}{folders[0]}/"))
+        splits = any(f.lower() in SPLIT_FOLDERS for f in inside)
+        if inside_files or not (len(inside) > 1 or splits):
+            return top
+        top = f"{top}{folders[0]}/"
+
+
+def _visible(folders: list[str], files: list[str]) -> tuple[list[str], list[str]]:
+    """The folders that are not hidden, and the pictures."""
+    pictures = [f for f in files if not is_hidden(f) and is_picture_name(f)]
+    return [f for f in folders if not is_hidden(f)], pictures
+
+
+def _split_folders(listing: Listing, top: str, root: str) -> dict[str, str]:
+    """Split -> its folder, where the user split the pictures; ``{}`` where they did not."""
+    folders = [f for f in _children(listing, top)[0] if not is_hidden(f)]
+    named = {f: SPLIT_FOLDERS[f.lower()] for f in folders if f.lower() in SPLIT_FOLDERS}
+    if not named:
+        return {}
+    others = [f for f in folders if f not in named]
+    if others:
+        reason = (
+            f"it holds split folders ({', '.join(named)}) beside other folders "
+            f"({', '.join(others)}); put every class folder inside the split folders, or use "
+            "no split folders at all"
+        )
+        raise ConfigError(invalid("dataset.root", root, reason))
+    splits: dict[str, str] = {}
+    for folder, split in named.items():
+        if split in splits:
+            reason = f"the folders {splits[split]} and {folder} both mean the {split} split"
+            raise ConfigError(invalid("dataset.root", root, reason))
+        splits[split] = f"{top}{folder}/"
+    if "train" not in splits:
+        reason = f"it holds split folders ({', '.join(named)}) but no train/ folder"
+        raise ConfigError(invalid("dataset.root", root, reason))
+    return splits
+
+
+def _labelled_by_folders(
+    listing: Listing, top: str, splits: dict[str, str], root: str
+) -> FolderScan:
+    places = splits or {"all": top}
+    classes_of = {split: [f for f in _children(listing, prefix)[0] if not is_hidden(f)]
+                  for split, prefix in places.items()}  # fmt: skip
+    classes = classes_of["train" if splits else "all"]
+    _check_classes(classes, classes_of, places, root)
+    index = {name: i for i, name in enumerate(classes)}
+    scan = FolderScan(classes, {split: [] for split in places})
+    for name in sorted(listing.files):
+        if not name.startswith(top):
+            continue
+        split = next((s for s, prefix in places.items() if name.startswith(prefix)), None)
+        inside = name[len(places[split]) :] if split else name[len(top) :]
+        parts = inside.split("/")
+        if any(is_hidden(part) for part in parts):
+            scan.skip("hidden", parts[-1])
+        elif not is_picture_name(name):
+            scan.skip("not pictures", parts[-1])
+        elif split is None or len(parts) == 1:
+            scan.skip("pictures outside a class folder", inside)
+        else:
+            scan.pictures[split].append((name, index[parts[0]]))
+    _check_every_class_has_pictures(scan, places, root)
+    return scan
+
+
+def _check_classes(
+    classes: list[str], classes_of: dict[str, list[str]], places: dict[str, str], root: str
+) -> None:
+    where = f"{root}/{places['train']}" if "train" in places else root
+    if not classes:
+        reason = (
+            f"{where} holds no class folders: put the pictures of each class in a folder named "
+            "after it (root/<class>/<picture>), or give dataset.labels_csv"
+        )
+        raise ConfigError(invalid("dataset.root", root, reason))
+    if len(classes) == 1:
+        reason = (
+            f"{where} holds one class folder only ({classes[0]}): a classifier needs at "
+            "least two classes, each in a folder named after it"
+        )
+        raise ConfigError(invalid("dataset.root", root, reason))
+    differ = [
+        f"{split}/ has {', '.join(names) or 'none'}"
+        for split, names in classes_of.items()
+        if names != classes
+    ]
+    if differ:
+        reason = (
+            f"its split folders hold different classes: train/ has {', '.join(classes)}; "
+            f"{'; '.join(differ)}. Every split needs a folder for each class"
+        )
+        raise ConfigError(invalid("dataset.root", root, reason))
+
+
+def _check_every_class_has_pictures(scan: FolderScan, places: dict[str, str], root: str) -> None:
+    empty = []
+    for split, pictures in scan.pictures.items():
+        held = {label for _, label in pictures}
+        prefix = places[split]
+        empty += [f"{prefix}{name}" for i, name in enumerate(scan.classes) if i not in held]
+    if empty:
+        reason = (
+            f"the class folder{'s' * (len(empty) > 1)} {', '.join(empty)} hold"
+            f"{'s' * (len(empty) == 1)} no pictures (files ending in {EXTENSIONS_HINT}); add "
+            "pictures, or remove the folder"
+        )
+        raise ConfigError(invalid("dataset.root", root, reason))
+
+
+def read_labels_csv(text: str, csv_name: str) -> dict[str, str]:
+    """``file,label`` rows (a header row ``file,label`` is allowed) as file -> label; file names
+    as POSIX paths relative to the root (``./`` and backslashes as written on Windows are
+    taken)."""
+    labels: dict[str, str] = {}
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        cells = [cell.strip() for cell in row]
+        if number == 1 and [c.lower() for c in cells] == ["file", "label"]:
+            continue
+        if len(cells) != 2 or not all(cells):
+            reason = f"row {number} is {','.join(row)!r}: every row must be file,label"
+            raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
+        name = cells[0].replace("\\", "/").removeprefix("./")
+        if labels.get(name, cells[1]) != cells[1]:
+            reason = f"{name} is labelled twice, {labels[name]} and {cells[1]}"
+            raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
+        labels[name] = cells[1]
+    if not labels:
+        reason = "it has no rows; write one file,label row per picture"
+        raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
+    return labels
+
+
+def _labelled_by_csv(
+    listing: Listing, labels: dict[str, str], splits: dict[str, str], csv_name: str
+) -> FolderScan:
+    missing = sorted(name for name in labels if name not in listing.files)
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        shown = ", ".join(missing[:5]) + more
+        reason = (
+            f"{len(missing)} of its {len(labels)} files do not exist under dataset.root: {shown} "
+            "(file names are relative to dataset.root)"
+        )
+        raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
+    not_pictures = sorted(name for name in labels if not is_picture_name(name))
+    if not_pictures:
+        reason = f"it names files that are not pictures: {', '.join(not_pictures[:5])}"
+        raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
+    places = splits or {"all": ""}
+    split_of = {name: next((s for s, p in places.items() if name.startswith(p)), None)
+                for name in labels}  # fmt: skip
+    outside = sorted(name for name, split in split_of.items() if split is None)
+    if outside:
+        reason = f"with split folders under dataset.root, these files are in none: {outside[:5]}"
+        raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
+    classes = sorted(set(labels.values()))
+    if len(classes) < 2:
+        reason = f"it gives one label only ({classes[0]}): a classifier needs at least two"
+        raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
+    for split in places.keys() - {"train", "all"}:
+        absent = sorted({labels[n] for n, s in split_of.items() if s == split}
+                        - {labels[n] for n, s in split_of.items() if s == "train"})  # fmt: skip
+        if absent:
+            reason = f"labels of its {split} files are absent from its train files: {absent}"
+            raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
+    index = {name: i for i, name in enumerate(classes)}
+    scan = FolderScan(classes, {split: [] for split in places})
+    for name in sorted(labels):
+        scan.pictures[split_of[name]].append((name, index[labels[name]]))
+    for name in listing.files.keys() - labels.keys():
+        scan.skip("not in the CSV", name.rsplit("/", 1)[-1])
+    return scan

@@ -1,0 +1,323 @@
+"""``dataset=image_folder``: one's own pictures, in folders (or a zip) as people have them."""
+
+import json
+import logging
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ch12_lightning.data.image_folder import ImageFolderDataModule
+from ch12_lightning.data.picture_cache import CorruptImageError
+from ch12_lightning.data.picture_decode import open_picture
+from ch12_lightning.data.room import NoRoomError
+from ch12_lightning.errors import ConfigError
+from ch12_lightning.trained.predict import image_format
+from tests.test_cli import run_folders, train
+
+EXTENSIONS = (".jpg", ".PNG", ".jpeg", ".Png", ".bmp", ".TIFF", ".webp")
+
+
+def picture(right: bool, rng: np.random.Generator, size: tuple[int, int] = (40, 30)) -> Image.Image:
+    """Noise with a bright patch in the left or the right half: learnable from the pixels."""
+    width, height = size
+    pixels = rng.integers(0, 70, (height, width, 3), dtype=np.uint8)
+    left = width // 2 + 2 if right else 2
+    pixels[height // 4 : 3 * height // 4, left : left + width // 2 - 4] += 150
+    return Image.fromarray(pixels)
+
+
+def make_folder(root: Path, counts: dict[str, int], seed: int = 0) -> Path:
+    """``root/<class>/...``: the classes' pictures in mixed formats and extension cases, every
+    fourth one a level deeper; the first class's patch on the left, the others' on the right."""
+    rng = np.random.default_rng(seed)
+    for c, (name, count) in enumerate(counts.items()):
+        for i in range(count):
+            folder = root / name / ("more" if i % 4 == 3 else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            picture(c > 0, rng).save(folder / f"p{i:03d}{EXTENSIONS[i % len(EXTENSIONS)]}")
+    return root
+
+
+def with_strays(root: Path) -> Path:
+    """What file managers, notebooks and archivers leave, and a note beside the pictures."""
+    (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / ".ipynb_checkpoints" / "p000-checkpoint.jpg").write_bytes(b"not a picture")
+    (root / "__MACOSX" / "Cat").mkdir(parents=True)
+    (root / "__MACOSX" / "Cat" / "._p000.jpg").write_bytes(b"\0\5\26\7")
+    (root / "README.txt").write_text("my pets")
+    (root / "dog" / "notes.md").write_text("taken in 2024")
+    return root
+
+
+def module(root: Path, tmp_path: Path, **settings) -> ImageFolderDataModule:
+    settings = {"num_workers": 0, "image_size": 16, **settings}
+    return ImageFolderDataModule(str(root), str(tmp_path), str(tmp_path / "cache"), **settings)
+
+
+def prepared(root: Path, tmp_path: Path, **settings) -> ImageFolderDataModule:
+    dm = module(root, tmp_path, **settings)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def counts(dm: ImageFolderDataModule) -> dict[str, list[int]]:
+    return {
+        split: torch.bincount(batches.targets, minlength=dm.num_classes).tolist()
+        for split, batches in dm.splits.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def pets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return with_strays(make_folder(tmp_path_factory.mktemp("pets"), {"Cat": 30, "dog": 20}))
+
+
+# -- layouts ---------------------------------------------------------------------------------
+
+
+def test_classes_are_sorted_folder_names_and_strays_are_counted(
+    pets: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO)
+    dm = prepared(pets, tmp_path)
+    assert dm.class_names == ["Cat", "dog"]  # sorted as ImageFolder sorts: upper case first
+    assert dm.input_shape == (3, 16, 16) and dm.num_classes == 2
+    # Stratified: 10% of each class to validation and to test (at least one), the rest trains.
+    assert counts(dm) == {"train": [24, 16], "val": [3, 2], "test": [3, 2]}
+    assert "skipped 5 files: 3 hidden (.DS_Store, p000-checkpoint.jpg, ._p000.jpg)" in caplog.text
+    assert "2 not pictures (README.txt, notes.md)" in caplog.text
+
+
+def test_the_split_is_seeded_and_reproducible(pets: Path, tmp_path: Path):
+    first, again = prepared(pets, tmp_path / "a"), prepared(pets, tmp_path / "b")
+    other = prepared(pets, tmp_path / "c", seed=2)
+    for split in ("train", "val", "test"):
+        assert torch.equal(first.splits[split].inputs, again.splits[split].inputs)
+    assert not torch.equal(first.splits["test"].inputs, other.splits["test"].inputs)
+
+
+def test_split_folders_are_kept_and_a_missing_one_is_drawn_from_train(tmp_path: Path):
+    root = tmp_path / "split"
+    make_folder(root / "Train", {"ants": 20, "bees": 12})
+    make_folder(root / "val", {"ants": 4, "bees": 3}, seed=1)
+    dm = prepared(root, tmp_path, test_fraction=0.25)
+    assert dm.class_names == ["ants", "bees"]
+    assert counts(dm) == {"train": [15, 9], "val": [4, 3], "test": [5, 3]}
+
+
+def test_n_per_class_balances_the_training_pictures(pets: Path, tmp_path: Path):
+    dm = prepared(pets, tmp_path, n_per_class=10)
+    assert counts(dm)["train"] == [10, 10] and counts(dm)["test"] == [3, 2]
+    with pytest.raises(ConfigError, match=r"n_per_class=17 .* dog has 16 .* Use at most 16"):
+        prepared(pets, tmp_path, n_per_class=17)
+
+
+def test_a_zip_is_read_as_it_is_with_or_without_its_own_folder(pets: Path, tmp_path: Path):
+    from_folder = prepared(pets, tmp_path / "folder")
+    for inner in ("", "pets/"):
+        archive = tmp_path / f"pets{len(inner)}.zip"
+        with zipfile.ZipFile(archive, "w") as zipped:
+            for path in sorted(pets.rglob("*")):
+                zipped.write(path, inner + path.relative_to(pets).as_posix())
+        from_zip = prepared(archive, tmp_path / archive.stem)
+        assert from_zip.class_names == from_folder.class_names
+        for split in ("train", "val", "test"):
+            assert torch.equal(from_zip.splits[split].inputs, from_folder.splits[split].inputs)
+
+
+def test_a_folder_above_the_one_meant_is_entered(pets: Path, tmp_path: Path):
+    shutil.copytree(pets, tmp_path / "photos" / "pets")
+    assert prepared(tmp_path / "photos", tmp_path).class_names == ["Cat", "dog"]
+
+
+def test_labels_from_a_csv_as_the_chapter_labels_files_by_name(tmp_path: Path):
+    """Section 12.2: cat and dog pictures in one folder, the label in each file's name."""
+    root = tmp_path / "cat_dog_images"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        kind = "dog" if i % 3 == 0 else "cat"
+        picture(kind == "dog", rng).save(root / f"{kind}-{i:02d}.jpg")
+    rows = ["file,label"] + [f"{p.name},{p.name.split('-')[0]}" for p in sorted(root.iterdir())]
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    dm = prepared(root, tmp_path, labels_csv="labels.csv")
+    assert dm.class_names == ["cat", "dog"] and counts(dm)["train"] == [12, 6]
+
+
+def test_the_cache_is_reused_and_listed(pets: Path, tmp_path: Path):
+    first = prepared(pets, tmp_path)
+    again = prepared(pets, tmp_path)
+    assert first.from_cache is False and again.from_cache is True
+    result = _ch12("cache", "--cache-dir", str(tmp_path / "cache"), "list")
+    assert "Image-folder caches in" in result and "Image folder " in result
+    assert "  50 images  " in result  # every picture, in one cache
+
+
+def _ch12(*args: str) -> str:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", f"ch12_lightning.{args[0]}", *args[1:]]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+# -- pictures as people have them ------------------------------------------------------------
+
+
+def test_training_decodes_a_picture_exactly_as_predict_does(tmp_path: Path):
+    """A phone's EXIF rotation, a 16-bit PNG, a transparent PNG: trained as predicted."""
+    root = make_folder(tmp_path / "odd", {"a": 6, "b": 6})
+    rng = np.random.default_rng(3)
+    rotated = picture(False, rng, (30, 40))
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    rotated.save(root / "a" / "phone.jpg", exif=exif)
+    deep = (np.asarray(picture(True, rng).convert("L"), np.uint16) * 257).astype(np.uint16)
+    Image.fromarray(deep).save(root / "b" / "deep.png")
+    clear = picture(True, rng).convert("RGBA")
+    clear.putalpha(128)
+    clear.save(root / "b" / "clear.png")
+    dm = prepared(root, tmp_path, val_fraction=0.2, test_fraction=0.2)
+    train_inputs = {tuple(row.flatten().tolist()) for row in dm.splits["train"].served()[0]}
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    fmt = image_format(dm)
+    pictures = [fmt.prepare(open_picture(p, fmt.draft_side), "auto")[0] for p in files]
+    served = {tuple(t.flatten().tolist()) for t in pictures}
+    assert train_inputs <= served  # every training tensor is one predict makes, bit for bit
+    assert open_picture(root / "a" / "phone.jpg").image.size == (40, 30)  # upright
+
+
+def test_a_damaged_picture_is_named_or_skipped(pets: Path, tmp_path: Path):
+    root = shutil.copytree(pets, tmp_path / "damaged")
+    good = root / "dog" / "p000.jpg"
+    good.write_bytes(good.read_bytes()[:200])  # an upload cut short
+    with pytest.raises(
+        CorruptImageError, match=r"Cannot decode image .*dog/p000.jpg.*skip_corrupt"
+    ):
+        prepared(root, tmp_path)
+    dm = prepared(root, tmp_path, skip_corrupt=True)
+    assert sum(len(s) for s in dm.splits.values()) == 49
+
+
+# -- bad input: one message naming it, before anything is decoded or written -----------------
+
+
+def _bad_layouts(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one = make_folder(tmp_path / "one", {"cat": 4})
+    bare = make_folder(tmp_path / "bare", {"cat": 4, "dog": 4})
+    (bare / "fish").mkdir()
+    (bare / "fish" / "names.txt").write_text("nemo")
+    differ = tmp_path / "differ"
+    make_folder(differ / "train", {"cat": 4, "dog": 4})
+    make_folder(differ / "test", {"cat": 2, "bird": 2})
+    mixed = tmp_path / "mixed"
+    make_folder(mixed / "train", {"cat": 4, "dog": 4})
+    make_folder(mixed, {"fish": 2})
+    return {
+        "missing": (tmp_path / "nowhere", "no such folder or .zip file (looked for"),
+        "empty": (empty, "holds no class folders: put the pictures of each class in a folder"),
+        "one class": (one, "holds one class folder only (cat): a classifier needs at least two"),
+        "no pictures": (bare, "the class folder fish holds no pictures (files ending in .jpg"),
+        "splits differ": (
+            differ,
+            "split folders hold different classes: train/ has cat, dog; test/ has bird, cat",
+        ),  # fmt: skip
+        "splits and classes": (mixed, "holds split folders (train) beside other folders (fish)"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["missing", "empty", "one class", "no pictures", "splits differ", "splits and classes"]
+)
+def test_a_bad_folder_is_refused_naming_it(case: str, tmp_path: Path):
+    root, expected = _bad_layouts(tmp_path)[case]
+    dm = module(root, tmp_path)
+    with pytest.raises(ConfigError) as err:
+        dm.class_names  # noqa: B018 (the model asks this first, before any decoding)
+    assert str(err.value).startswith(f"dataset.root={root} is not valid: ")
+    assert expected in str(err.value)
+    assert not (tmp_path / "cache").exists()  # nothing decoded, nothing written
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (["a/p000.jpg,a", "gone.jpg,b", "b/p001.PNG,b"],
+         "1 of its 3 files do not exist under dataset.root: gone.jpg"),
+        (["train/a/p000.jpg,a", "train/b/p001.PNG,b", "test/b/p002.jpeg,c"],
+         "labels of its test files are absent from its train files: ['c']"),
+        (["a/p000.jpg,a", "b/p001.PNG,a"], "it gives one label only (a)"),
+        (["a/p000.jpg"], "row 1 is 'a/p000.jpg': every row must be file,label"),
+    ],
+)  # fmt: skip
+def test_a_bad_labels_csv_is_refused_naming_it(rows: list[str], expected: str, tmp_path: Path):
+    root = make_folder(tmp_path / "pics", {"a": 4, "b": 4})
+    if any(row.startswith("train/") for row in rows):  # the same pictures in split folders
+        for split in ("train", "test"):
+            for name in ("a", "b"):
+                shutil.copytree(root / name, root / split / name)
+        shutil.rmtree(root / "a")
+        shutil.rmtree(root / "b")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    dm = module(root, tmp_path, labels_csv=str(tmp_path / "labels.csv"))
+    with pytest.raises(ConfigError) as err:
+        dm.class_names  # noqa: B018
+    assert str(err.value).startswith(f"dataset.labels_csv={tmp_path / 'labels.csv'} is not valid")
+    assert expected in str(err.value)
+
+
+def test_pictures_that_do_not_fit_are_refused_before_decoding(pets: Path, tmp_path: Path):
+    with pytest.raises(NoRoomError) as err:
+        prepared(pets, tmp_path, memory_limit_gb=0.00001)
+    message = str(err.value)
+    assert message.startswith("These image-folder settings select 50 images of 768 bytes")
+    assert "set dataset.n_per_class, or use fewer pictures" in message
+    assert not list((tmp_path / "cache").rglob("*.pt"))
+
+
+def test_a_zip_that_is_not_one_is_refused(tmp_path: Path):
+    fake = tmp_path / "pets.zip"
+    fake.write_bytes(b"PK\3\4 cut short")
+    with pytest.raises(ConfigError, match="cannot be read as a zip archive"):
+        module(fake, tmp_path).class_names  # noqa: B018
+
+
+# -- the command line --------------------------------------------------------------------
+
+
+def test_train_eval_predict_export_on_a_folder(pets: Path, tmp_path: Path):
+    cache = f"paths.cache_dir={tmp_path / 'cache'}"
+    settings = ["dataset.image_size=16", "dataset.num_workers=0", "trainer.max_epochs=4"]
+    result = train("dataset=image_folder", f"dataset.root={pets}", *settings, cache, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (folder,) = run_folders(tmp_path)
+    metrics = json.loads((folder / "metrics.json").read_text())["metrics"]
+    assert metrics["test/samples"] == 5 and {"test/acc_Cat", "test/acc_dog"} <= set(metrics)
+    assert metrics["test/acc"] >= 0.8
+    predicted = _ch12("predict", f"ckpt_path={folder}", f"inputs={pets / 'dog'}",
+                      f"output_csv={tmp_path / 'p.csv'}", cache)  # fmt: skip
+    lines = [line for line in predicted.splitlines() if line.startswith(str(pets))]
+    assert len(lines) == 15 and sum(": dog (" in line for line in lines) >= 13
+    header = (tmp_path / "p.csv").read_text().splitlines()[0]
+    assert header.endswith("p_Cat,p_dog")
+    _ch12("export", f"ckpt_path={folder}", f"output={tmp_path / 'm.pt2'}", cache)
+    exported = torch.export.load(tmp_path / "m.pt2")
+    assert exported.module()(torch.zeros(2, 3, 16, 16)).shape == (2, 2)
+
+
+def test_no_root_is_refused_by_the_config_check(tmp_path: Path):
+    result = train("dataset=image_folder", cwd=tmp_path)
+    assert result.returncode == 1
+    assert (
+        "dataset.root=null is not valid: give the folder of your pictures "
+        "(root/<class>/<picture>), or a .zip of it" in result.stderr
+    )
