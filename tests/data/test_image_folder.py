@@ -224,8 +224,8 @@ def _bad_layouts(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     make_folder(mixed, {"fish": 2})
     return {
         "missing": (tmp_path / "nowhere", "no such folder or .zip file (looked for"),
-        "empty": (empty, "holds no class folders: put the pictures of each class in a folder"),
-        "one class": (one, "holds one class folder only (cat): a classifier needs at least two"),
+        "empty": (empty, "it holds no class folders: put the pictures of each class in a folder"),
+        "one class": (one, "it holds one class folder only (cat): a classifier needs at least two"),
         "no pictures": (bare, "the class folder fish holds no pictures (files ending in .jpg"),
         "splits differ": (
             differ,
@@ -252,7 +252,7 @@ def test_a_bad_folder_is_refused_naming_it(case: str, tmp_path: Path):
     ("rows", "expected"),
     [
         (["a/p000.jpg,a", "gone.jpg,b", "b/p001.PNG,b"],
-         "1 of its 3 files do not exist under dataset.root: gone.jpg"),
+         "1 of its 3 files does not exist under dataset.root: gone.jpg"),
         (["train/a/p000.jpg,a", "train/b/p001.PNG,b", "test/b/p002.jpeg,c"],
          "labels of its test files are absent from its train files: ['c']"),
         (["a/p000.jpg,a", "b/p001.PNG,a"], "it gives one label only (a)"),

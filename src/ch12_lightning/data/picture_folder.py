@@ -164,7 +164,7 @@ def _labelled_by_folders(
 def _check_classes(
     classes: list[str], classes_of: dict[str, list[str]], places: dict[str, str], root: str
 ) -> None:
-    where = f"{root}/{places['train']}" if "train" in places else root
+    where = f"its {places['train']}" if "train" in places else "it"
     if not classes:
         reason = (
             f"{where} holds no class folders: put the pictures of each class in a folder named "
@@ -238,7 +238,8 @@ def _labelled_by_csv(
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         shown = ", ".join(missing[:5]) + more
         reason = (
-            f"{len(missing)} of its {len(labels)} files do not exist under dataset.root: {shown} "
+            f"{len(missing)} of its {len(labels)} files {'does' if len(missing) == 1 else 'do'} "
+            f"not exist under dataset.root: {shown} "
             "(file names are relative to dataset.root)"
         )
         raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
