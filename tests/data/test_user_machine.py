@@ -1,18 +1,21 @@
-"""CelebA preparation under an ordinary machine's limits: 1024 open files (a Linux login's
-``ulimit -n``) and, where the workplace's ``as-user-machine`` tool can apply it (as root), a
-64 MB /dev/shm (Docker's default). Decoding thousands of images must fit in both."""
+"""CelebA and image-folder preparation under an ordinary machine's limits: 1024 open files (a
+Linux login's ``ulimit -n``) and, where the workplace's ``as-user-machine`` tool can apply it (as
+root), a 64 MB /dev/shm (Docker's default). Decoding thousands of images must fit in both."""
 
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests.celeba_tree import make_celeba
 from tests.conftest import REAL_DATA
+from tests.data.test_image_folder import make_folder
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO.parent / "shared" / "tools" / "as-user-machine"
@@ -72,3 +75,27 @@ def test_practice_run_under_user_machine_limits(tmp_path: Path):
     assert "CelebA: decoded 2,750 images" in result.stderr + result.stdout
     (metrics,) = tmp_path.rglob("metrics.json")
     assert json.loads(metrics.read_text())["metrics"]["test/acc"] > 0.7
+
+
+@pytest.mark.slow
+def test_a_zipped_folder_of_thousands_of_pictures_trains_under_user_machine_limits(
+    tmp_path: Path,
+):
+    """2,500 pictures of mixed formats, zipped with their folder: decoded by two processes that
+    each open the archive once, within 1024 open files and a 64 MB /dev/shm."""
+    folder = make_folder(tmp_path / "pets", {"Cat": 1300, "dog": 1200})
+    archive = tmp_path / "pets.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted(folder.rglob("*")):
+            zipped.write(path, path.relative_to(tmp_path).as_posix())
+    shutil.rmtree(folder)
+    command = [
+        sys.executable, "-m", "ch12_lightning.train", "dataset=image_folder",
+        f"dataset.root={archive}", "dataset.image_size=16", f"paths.root_dir={tmp_path}",
+        f"paths.cache_dir={tmp_path / 'cache'}", "trainer.max_epochs=2",
+    ]  # fmt: skip
+    result = _as_user_machine(command, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "image-folder: decoded 2,500 images" in result.stderr + result.stdout
+    (metrics,) = tmp_path.rglob("metrics.json")
+    assert json.loads(metrics.read_text())["metrics"]["test/acc"] > 0.9

@@ -49,8 +49,9 @@ class TrainedRun:
     config: DictConfig
 
     def datamodule(self) -> L.LightningDataModule:
-        """The run's data module; it reads nothing until prepared, so predict and export,
-        which need only its settings, never touch the data."""
+        """The run's data module; it decodes nothing until prepared, so predict and export,
+        which need only its settings, never touch the data (an image folder's classes are read
+        from its listing)."""
         return instantiate(self.config.dataset, _convert_="all")
 
     def model(self, datamodule: L.LightningDataModule) -> L.LightningModule:
