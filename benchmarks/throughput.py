@@ -25,10 +25,14 @@ The floor part shows what any Lightning loop costs on this machine: the smallest
 under ``Trainer(barebones=True)`` against the hand-written fused loop, in one process.
 
 Further parts: CelebA data preparation (first build against a run served from the cache),
-start-up (``--help``, ``--cfg job``, and launch to first training step of the real command), and
-CPU threads (the limit loop with 1 and 2 intra-op threads, alone and beside a busy process).
+image folder preparation (the real CelebA JPEGs as a folder of class folders, and zips of it,
+against the CelebA module on the same pictures), start-up (``--help``, ``--cfg job``, and launch
+to first training step of the real command), and CPU threads (the limit loop with 1 and 2
+intra-op threads, alone and beside a busy process).
 
     python benchmarks/throughput.py --data-dir ../shared/data
+    python benchmarks/throughput.py --parts celeba image_folder --data-dir ../shared/data --rounds 3
+    python benchmarks/throughput.py --parts image_folder --data-dir ../shared/data --user-machine ''
 """
 
 import argparse
@@ -36,11 +40,13 @@ import json
 import math
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -176,19 +182,16 @@ def run_ours(args: argparse.Namespace) -> tuple[list[float], int]:
     return timer.seconds, len(datamodule.splits["train"])
 
 
-def run_celeba(args: argparse.Namespace) -> None:
-    """Prepare CelebA once (the practice settings, or ``--celeba-tree`` at 64 px RGB, its
-    largest balanced subset) and print its figures (JSON): seconds, images, cache size, peak
-    memory; then, from the cache, how long setup and one pass over every pixel take."""
+def run_prepare(args: argparse.Namespace) -> None:
+    """Prepare one picture data set once (``--one-prepare``: JSON of ``module``, ``celeba`` or
+    ``image_folder``, and its arguments) and print its figures (JSON): seconds, images, cache
+    size, peak memory; then, from the cache, how long setup and one pass over every pixel take."""
     from ch12_lightning.data.celeba import CelebADataModule
+    from ch12_lightning.data.image_folder import ImageFolderDataModule
 
-    if args.celeba_tree:
-        settings = {"n_per_class": args.celeba_per_class, "eval_per_class": "all"}
-        settings |= {"image_size": 64, "grayscale": False}
-        data_dir = args.celeba_tree
-    else:
-        settings, data_dir = {}, str(Path(args.data_dir) / "celeba")
-    datamodule = CelebADataModule(data_dir, args.cache_dir, **settings)
+    settings = json.loads(args.one_prepare)
+    module = {"celeba": CelebADataModule, "image_folder": ImageFolderDataModule}
+    datamodule = module[settings.pop("module")](cache_dir=args.cache_dir, **settings)
     datamodule.prepare_data()
     prepare_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
@@ -200,22 +203,26 @@ def run_celeba(args: argparse.Namespace) -> None:
             split.__getitems__(range(first, min(first + 1024, len(split))))[0].sum()
     pass_s = time.perf_counter() - start
     images = sum(len(split) for split in datamodule.splits.values())
-    (cache,) = Path(args.cache_dir, "celeba").glob("*.pt")
-    figures = {"seconds": datamodule.prepare_seconds, "decode_s": datamodule.decode_seconds or 0}
-    figures |= {"images": images, "cache_bytes": cache.stat().st_size, "peak_mb": prepare_mb}
+    decode_s = datamodule.decode_seconds or 0
+    figures = {"seconds": datamodule.prepare_seconds, "decode_s": decode_s, "images": images}
+    figures |= {"rate": images / decode_s if decode_s else 0, "peak_mb": prepare_mb}
+    figures |= {"cache_bytes": datamodule._cache_file.stat().st_size}
     print(json.dumps(figures | {"setup_s": setup_s, "pass_s": pass_s}))
+
+
+def _celeba_labels(real: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """Each real CelebA image's "Male" attribute (1 or 0) and official partition (0, 1, 2)."""
+    from ch12_lightning.data.celeba_files import read_attribute, read_partitions
+
+    attribute = read_attribute(real / "list_attr_celeba.txt", "Male")
+    return attribute, read_partitions(real / "list_eval_partition.txt")
 
 
 def make_celeba_tree(real: Path, folder: Path, images: int) -> int:
     """A CelebA tree of ``images`` JPEGs copied round-robin from the real ``real`` copy, with
     the metadata rows of their originals (same partitions and attributes); returns the number
     of training images of the rarer class. Built once per size."""
-    import shutil
-
-    from ch12_lightning.data.celeba_files import read_attribute, read_partitions
-
-    labels = read_attribute(real / "list_attr_celeba.txt", "Male")
-    partitions = read_partitions(real / "list_eval_partition.txt")
+    labels, partitions = _celeba_labels(real)
     sources = sorted(p.name for p in (real / "img_align_celeba").glob("*.jpg"))
     names = [f"{i + 1:06d}.jpg" for i in range(images)]
     origin = {name: sources[i % len(sources)] for i, name in enumerate(names)}
@@ -234,6 +241,32 @@ def make_celeba_tree(real: Path, folder: Path, images: int) -> int:
         (folder / "list_eval_partition.txt").write_text(parts)
     train = [labels[origin[n]] for n in names if partitions[origin[n]] == 0]
     return min(train.count(0), train.count(1))
+
+
+def make_image_folder(real: Path, top: Path) -> dict[str, Path]:
+    """The real CelebA JPEGs sorted into ``celeba_male/train|val|test/female|male`` (official
+    partitions, "Male") under ``top``, and zips of that folder as ``zip -r`` makes them: stored
+    (how JPEGs are usually zipped) and deflated. Built once; returns name -> root."""
+    folder = top / "celeba_male"
+    zips = {how: top / f"celeba_male_{how}.zip" for how in ("stored", "deflated")}
+    if not folder.is_dir():
+        labels, partitions = _celeba_labels(real)
+        building = top / "building"
+        shutil.rmtree(building, ignore_errors=True)
+        for source in sorted((real / "img_align_celeba").glob("*.jpg")):
+            split = ("train", "val", "test")[partitions[source.name]]
+            target = building / split / ("female", "male")[labels[source.name]] / source.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        building.rename(folder)
+    for how, path in zips.items():
+        if not path.is_file():
+            compression = zipfile.ZIP_STORED if how == "stored" else zipfile.ZIP_DEFLATED
+            with zipfile.ZipFile(path.with_suffix(".part"), "w", compression) as archive:
+                for entry in [folder, *sorted(folder.rglob("*"))]:
+                    archive.write(entry, entry.relative_to(top))
+            path.with_suffix(".part").rename(path)
+    return {"folder": folder} | {f"zip {how}": path for how, path in zips.items()}
 
 
 def one(args: argparse.Namespace) -> None:
@@ -329,27 +362,41 @@ def _user_machine(command: list[str], args: argparse.Namespace) -> list[str]:
     return [args.user_machine, *command] if args.user_machine else command
 
 
+def _limits(args: argparse.Namespace) -> str:
+    return "under as-user-machine" if args.user_machine else "without user-machine limits"
+
+
+def _prepare_rounds(args: argparse.Namespace, runs: dict[str, dict]) -> dict[str, list]:
+    """Each of ``runs`` (name -> ``--one-prepare`` settings) prepared in a fresh cache, taking
+    turns for ``--rounds`` rounds: per round, the figures of the first build and of a run served
+    from its cache, each in its own process (under ``--user-machine``)."""
+    rounds: dict[str, list] = {name: [] for name in runs}
+    for _ in range(args.rounds):
+        for name, settings in runs.items():
+            with tempfile.TemporaryDirectory() as cache:
+                command = _child(args, "--one-prepare", json.dumps(settings), "--cache-dir", cache)
+                command = _user_machine(command, args)
+                rounds[name].append((_run_json(command), _run_json(command)))
+    return rounds
+
+
 def celeba_part(args: argparse.Namespace) -> None:
     real = Path(args.data_dir) / "celeba"
     if not real.is_dir():
         print(f"\n## CelebA data preparation: skipped, no celeba folder in {args.data_dir}")
         return
-    limits = "under as-user-machine" if args.user_machine else "without user-machine limits"
-    print(f"\n## CelebA data preparation ({limits}, median of {args.rounds})")
-    per_class = make_celeba_tree(real, Path(args.cache_dir) / "tree", args.celeba_images)
-    tree = ["--celeba-tree", str(Path(args.cache_dir) / "tree")]
+    print(f"\n## CelebA data preparation ({_limits(args)}, median of {args.rounds})")
+    tree = Path(args.cache_dir) / "tree"
+    per_class = make_celeba_tree(real, tree, args.celeba_images)
+    copy = {"data_dir": str(tree), "n_per_class": per_class, "eval_per_class": "all"}
+    runs = {
+        "practice": {"module": "celeba", "data_dir": str(real)},
+        "copy": {"module": "celeba", **copy, "image_size": 64, "grayscale": False},
+    }
     measured = {}
-    for name, extra in (
-        ("practice", []),
-        ("copy", [*tree, "--celeba-per-class", str(per_class)]),
-    ):
-        built, cached = [], []
-        for _ in range(args.rounds):
-            with tempfile.TemporaryDirectory() as cache:
-                command = _child(args, "--one-celeba", *extra) + ["--cache-dir", cache]
-                built.append(_run_json(_user_machine(command, args)))
-                cached.append(_run_json(_user_machine(command, args)))
-        measured[name] = first, again = _median_figures(built), _median_figures(cached)
+    for name, rounds in _prepare_rounds(args, runs).items():
+        first, again = (_median_figures([pair[i] for pair in rounds]) for i in (0, 1))
+        measured[name] = first, again
         title = (
             "practice (real images, 32 px gray)" if name == "practice"
             else f"{args.celeba_images:,}-image copy: balanced train, whole val/test, 64 px RGB"
@@ -358,7 +405,7 @@ def celeba_part(args: argparse.Namespace) -> None:
         print(f"{title}: {first['images']:.0f} images")
         print(
             f"  first build {first['seconds']:.2f} s, of which decoding {first['decode_s']:.2f} s "
-            f"({first['images'] / first['decode_s']:.0f} images/s); peak RSS "
+            f"({first['rate']:.0f} images/s); peak RSS "
             f"{first['peak_mb']:.0f} MB; cache {first['cache_bytes'] / 1e6:.1f} MB "
             f"({per_image:.0f} bytes per image)"
         )
@@ -377,6 +424,51 @@ def celeba_part(args: argparse.Namespace) -> None:
         f"extrapolated to the full set's {full:,} images at 64 px RGB: about {minutes:.1f} min "
         f"to prepare, a {full * per_image / 1e9:.2f} GB cache, as much memory for the pixels"
     )
+
+
+def image_folder_part(args: argparse.Namespace) -> None:
+    """The image folder module on the real CelebA JPEGs as a folder and as zips of it, beside
+    the CelebA module on the same pictures; rate ratios are the median of each round's."""
+    real = Path(args.data_dir) / "celeba"
+    if not real.is_dir():
+        print(f"\n## Image folder preparation: skipped, no celeba folder in {args.data_dir}")
+        return
+    print(f"\n## Image folder preparation ({_limits(args)}, median of {args.rounds})")
+    roots = make_image_folder(real, Path(args.cache_dir) / "image_folder_tree")
+    sizes = "; ".join(
+        f"{name} {sum(p.stat().st_size for p in root.rglob('*.jpg')) / 1e6:.1f} MB"
+        if root.is_dir() else f"{name} {root.stat().st_size / 1e6:.1f} MB"
+        for name, root in roots.items()
+    )  # fmt: skip
+    print(f"the real CelebA JPEGs in train|val|test/female|male (partitions, Male): {sizes}")
+    for title, settings in (
+        ("32 px gray, 1000 per class in train (CelebA's practice sizes), all of val/test",
+         {"image_size": 32, "grayscale": True, "n_per_class": 1000}),
+        ("64 px RGB, all pictures", {"image_size": 64, "grayscale": False, "n_per_class": None}),
+    ):  # fmt: skip
+        runs = {
+            name: {"module": "image_folder", "root": str(root), "data_dir": args.data_dir}
+            for name, root in roots.items()
+        }
+        runs["CelebA module"] = {"module": "celeba", "data_dir": str(real), "eval_per_class": "all"}
+        rounds = _prepare_rounds(args, {name: run | settings for name, run in runs.items()})
+        print(f"{title}: {rounds['folder'][0][0]['images']} images")
+        print(
+            f"  {'source':<14} {'images/s':>8} {'/folder':>7} {'build s':>7} {'B/image':>7} "
+            f"{'peak MB':>7} | from the cache: {'find s':>6} {'map s':>6} {'pass s':>6}"
+        )
+        for name, pairs in rounds.items():
+            first, again = (_median_figures([pair[i] for pair in pairs]) for i in (0, 1))
+            ratio = statistics.median(
+                pair[0]["rate"] / folder[0]["rate"]
+                for pair, folder in zip(pairs, rounds["folder"], strict=True)
+            )
+            print(
+                f"  {name:<14} {first['rate']:>8.0f} {ratio:>7.2f} {first['seconds']:>7.2f} "
+                f"{first['cache_bytes'] / first['images']:>7.0f} {first['peak_mb']:>7.0f} | "
+                f"{'':>15} {again['seconds']:>6.3f} {again['setup_s']:>6.3f} "
+                f"{again['pass_s']:>6.3f}"
+            )
 
 
 def _seconds_to_line(command: list[str], marker: str) -> float:
@@ -595,6 +687,7 @@ PARTS = {
     "recipe": recipe_part,
     "throughput": throughput_part,
     "celeba": celeba_part,
+    "image_folder": image_folder_part,
     "startup": startup_part,
     "floor": floor_part,
     "threads": threads_part,
@@ -630,9 +723,7 @@ def main() -> None:
         help="a config override for ours (repeatable), e.g. model.compile=true",
     )  # fmt: skip
     parser.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)
-    parser.add_argument("--one-celeba", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--celeba-tree", help=argparse.SUPPRESS)
-    parser.add_argument("--celeba-per-class", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--one-prepare", help=argparse.SUPPRESS)
     parser.add_argument(
         "--celeba-images", type=int, default=20000,
         help="images of the CelebA copy built from the real ones for the scale measurement",
@@ -640,7 +731,8 @@ def main() -> None:
     tool = Path(__file__).resolve().parents[2] / "shared" / "tools" / "as-user-machine"
     parser.add_argument(
         "--user-machine", default=str(tool) if tool.is_file() else "",
-        help="command that applies an ordinary machine's limits to the CelebA part ('' none)",
+        help="command that applies an ordinary machine's limits to the CelebA and image folder "
+        "parts ('' none)",
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -649,8 +741,8 @@ def main() -> None:
     if args.one:
         args.mode = args.one
         one(args)
-    elif args.one_celeba:
-        run_celeba(args)
+    elif args.one_prepare:
+        run_prepare(args)
     else:
         print(f"threads={args.threads} accelerator={args.accelerator} net={args.net} "
               f"data={args.data_dir}")  # fmt: skip
