@@ -294,15 +294,17 @@ def test_a_zip_that_is_not_one_is_refused(tmp_path: Path):
 # -- the command line --------------------------------------------------------------------
 
 
-def test_train_eval_predict_export_on_a_folder(pets: Path, tmp_path: Path):
+def test_train_predict_export_on_a_folder_that_then_moves(pets: Path, tmp_path: Path):
     cache = f"paths.cache_dir={tmp_path / 'cache'}"
     settings = ["dataset.image_size=16", "dataset.num_workers=0", "trainer.max_epochs=4"]
-    result = train("dataset=image_folder", f"dataset.root={pets}", *settings, cache, cwd=tmp_path)
+    mine = shutil.copytree(pets, tmp_path / "mine")
+    result = train("dataset=image_folder", f"dataset.root={mine}", *settings, cache, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (folder,) = run_folders(tmp_path)
     metrics = json.loads((folder / "metrics.json").read_text())["metrics"]
     assert metrics["test/samples"] == 5 and {"test/acc_Cat", "test/acc_dog"} <= set(metrics)
     assert metrics["test/acc"] >= 0.8
+    mine.rename(tmp_path / "moved")  # predict and export need the checkpoint, not the pictures
     predicted = _ch12("predict", f"ckpt_path={folder}", f"inputs={pets / 'dog'}",
                       f"output_csv={tmp_path / 'p.csv'}", cache)  # fmt: skip
     lines = [line for line in predicted.splitlines() if line.startswith(str(pets))]

@@ -78,10 +78,16 @@ class ImageFolderDataModule(PictureCacheDataModule):
         self.n_per_class = n_per_class
         self.seed = seed
         self._found: tuple[PictureStore, FolderScan, list[Any]] | None = None
+        self._classes: list[str] | None = None
 
     @property
     def class_names(self) -> list[str]:
-        return self._scan()[1].classes
+        return self._classes or self._scan()[1].classes
+
+    def use_classes(self, names: list[str]) -> None:
+        """Take the classes a trained run recorded instead of reading them from the folder:
+        what predict and export need, once the pictures may have moved."""
+        self._classes = list(names)
 
     @property
     def num_classes(self) -> int:

@@ -82,7 +82,7 @@ def export_run(cfg: DictConfig) -> Path:
         raise ConfigError(invalid("output", cfg.output, reason))
     run = load_run(cfg)
     prepare(run.config)
-    datamodule = run.datamodule()
+    datamodule = run.datamodule(settings_only=True)
     model = run.model(datamodule)
     input_format = image_format(datamodule)
     metadata = {

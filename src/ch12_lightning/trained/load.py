@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ch12_lightning.checks.checkpoint_file import check_checkpoint
 from ch12_lightning.checks.config import validate
+from ch12_lightning.data.image_folder import ImageFolderDataModule
 from ch12_lightning.errors import ConfigError, invalid
 from ch12_lightning.run.build import build_model
 from ch12_lightning.run.resume import CHECKPOINTS, resume_checkpoint
@@ -48,11 +50,24 @@ class TrainedRun:
     folder: Path
     config: DictConfig
 
-    def datamodule(self) -> L.LightningDataModule:
-        """The run's data module; it decodes nothing until prepared, so predict and export,
-        which need only its settings, never touch the data (an image folder's classes are read
-        from its listing)."""
-        return instantiate(self.config.dataset, _convert_="all")
+    def datamodule(self, settings_only: bool = False) -> L.LightningDataModule:
+        """The run's data module; it reads nothing until prepared. With ``settings_only``
+        (predict and export, which never touch the data), an image folder's classes are the
+        checkpoint's, so its pictures need not be where training found them any more."""
+        datamodule = instantiate(self.config.dataset, _convert_="all")
+        names = self._saved_class_names() if settings_only else None
+        if isinstance(datamodule, ImageFolderDataModule) and names:
+            datamodule.use_classes(names)
+        return datamodule
+
+    def _saved_class_names(self) -> list[str] | None:
+        try:
+            checkpoint = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        except Exception:  # a bad file: ``model`` says what is wrong with it
+            return None
+        saved = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+        names = saved.get("class_names") if isinstance(saved, dict) else None
+        return [str(name) for name in names] if isinstance(names, list) else None
 
     def model(self, datamodule: L.LightningDataModule) -> L.LightningModule:
         """The checkpoint's model, in eval mode on the CPU, once the checkpoint is vetted: read

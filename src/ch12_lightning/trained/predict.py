@@ -227,7 +227,7 @@ def predict_files(cfg: DictConfig) -> list[Prediction]:
     inputs = image_files(cfg.inputs)
     run = load_run(cfg)
     prepare(run.config)
-    datamodule = run.datamodule()
+    datamodule = run.datamodule(settings_only=True)
     model = run.model(datamodule)
     results = list(predict(model, inputs.files, image_format(datamodule), cfg.batch_size,
                            cfg.preprocess))  # fmt: skip
