@@ -117,16 +117,10 @@ class ImageFolderDataModule(PictureCacheDataModule):
                 labels = read_labels_csv(csv_path.read_text("utf-8-sig"), self.labels_csv)
                 csv_stamp = file_stamp(csv_path)
             scan = scan_folder(listing, self.root, labels, self.labels_csv)
-            if scan.top:  # read from the one folder inside
-                inner = store.archive is not None
-                store = (
-                    PictureStore(store.path, scan.top)
-                    if inner
-                    else PictureStore(store.path / scan.top)
-                )
-            self._found = store, _relative(scan), [listing.files, csv_stamp]
             if scan.top:
                 log.info("dataset.root=%s holds one folder, %s: reading it", self.root, scan.top)
+                store = store.below(scan.top)
+            self._found = store, _relative(scan), [listing.files, csv_stamp]
             if scan.skipped:
                 log.info("%s: %s", store.where(), scan.skipped_line())
         return self._found

@@ -62,6 +62,12 @@ class PictureStore:
         """What ``picture_decode`` reads for the file ``name``: a path, or an archive member."""
         return str(self.path / name) if self.archive is None else f"{self.inner}{name}"
 
+    def below(self, folder: str) -> "PictureStore":
+        """The store whose top is ``folder`` (``"pets/"``) of this one."""
+        if self.archive is None:
+            return PictureStore(self.path / folder)
+        return PictureStore(self.path, self.inner + folder)
+
     def listing(self) -> Listing:
         return _zip_listing(self.path, self.inner) if self.archive else _folder_listing(self.path)
 
