@@ -49,7 +49,8 @@ class EpochLineProgressBar(ProgressBar):
 
 
 def progress_bar(refresh_rate: int = 20) -> ProgressBar:
-    """tqdm's bar on an interactive terminal, one line per epoch anywhere else."""
-    if sys.stderr.isatty():
+    """tqdm's bar on an interactive terminal and in a Jupyter kernel (a widget in the cell where
+    ipywidgets is installed), one line per epoch anywhere else."""
+    if sys.stderr.isatty() or "ipykernel" in sys.modules:
         return TQDMProgressBar(refresh_rate=refresh_rate)
     return EpochLineProgressBar()

@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ch12_lightning.checks.keys import unknown_key_problems
+from ch12_lightning.data.iris import STANDARDIZE
 from ch12_lightning.errors import ConfigError, invalid
 from ch12_lightning.errors.rules import (
     POSITIVE_INT,
@@ -76,6 +77,7 @@ RULES: tuple[Rule, ...] = (
     ("scheduler.T_max", positive_int, POSITIVE_INT),
     ("scheduler.max_lr", lambda v: number(v) and v > 0, "must be a positive number"),
     one_of("model.loss", LOSSES),
+    one_of("dataset.standardize", STANDARDIZE),
     one_of("optimizer.name", OPTIMIZERS),
     one_of("scheduler.name", {NO_SCHEDULER, *SCHEDULERS}),
 )

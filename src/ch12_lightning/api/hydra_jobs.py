@@ -1,0 +1,58 @@
+"""Hydra's own way of running a command, from Python: the configs composed and the job run as
+``@hydra.main`` composes and runs them, so a run started from a notebook writes the same run
+folder (``.hydra/``, the log file, checkpoints, ``metrics.json``) as the command line's.
+
+Hydra's compose API alone leaves ``${hydra:runtime.output_dir}`` unresolvable ("HydraConfig was
+not set"); ``Hydra.run`` sets it, makes the folder and saves the config, exactly as the command
+line does. Nothing here changes the working directory (``hydra.job.chdir`` is false) or keeps
+Hydra's global state after a call.
+"""
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ch12_lightning import config_dir
+
+
+@contextmanager
+def _initialized(job_name: str) -> Iterator[None]:
+    GlobalHydra.instance().clear()  # a call interrupted by the user may have left it set
+    with initialize_config_dir(str(config_dir()), version_base="1.3", job_name=job_name):
+        yield
+
+
+def composed(config_name: str, overrides: Sequence[str]) -> DictConfig:
+    """The config ``config_name`` with ``overrides``, as a job of the command line would see it:
+    the run folder chosen (``hydra.run.dir``), every interpolation resolvable, no ``hydra``
+    node."""
+    with _initialized(config_name):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = OmegaConf.select(cfg, "hydra.run.dir")
+        HydraConfig.instance().set_config(cfg)
+        try:
+            paths = OmegaConf.to_container(cfg.paths, resolve=True)
+        finally:
+            HydraConfig.instance().cfg = None
+    with open_dict(cfg):
+        del cfg["hydra"]
+        cfg.paths = paths
+    return cfg
+
+
+def run_job(config_name: str, overrides: Sequence[str], task: Callable[[DictConfig], Any]) -> Any:
+    """Run ``task`` as ``@hydra.main`` would with ``overrides``: its folder made, its config
+    saved, its log file written; return what ``task`` returns, or raise what it raised."""
+    with _initialized(config_name):
+        hydra = GlobalHydra.instance().hydra
+        assert hydra is not None
+        try:
+            return hydra.run(config_name, task, list(overrides)).return_value
+        finally:
+            HydraConfig.instance().cfg = None

@@ -1,0 +1,210 @@
+"""Runs from Python: train one, or read one back, as an object a notebook can ask questions.
+
+``train`` runs in the calling process exactly what ``./ch12 train`` runs (the same config,
+checks, pipeline and run folder); ``load_run`` reads any run folder or checkpoint back, through
+``trained/load.py`` (checkpoints with ``weights_only=True``); ``Run`` answers in plain data:
+metrics, predictions, the model and its data.
+"""
+
+import json
+import signal
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+
+import lightning as L
+import torch
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
+from PIL import Image
+
+from ch12_lightning.api.figures import picture_figure, saved_picture
+from ch12_lightning.api.hydra_jobs import composed, run_job
+from ch12_lightning.callbacks.pictures import captioned_grid
+from ch12_lightning.checks.config import validate
+from ch12_lightning.run.build import prepare
+from ch12_lightning.trained.load import TrainedRun
+from ch12_lightning.trained.load import load_run as load_trained_run
+from ch12_lightning.trained.predict import Prediction, Unreadable, image_files, image_format
+from ch12_lightning.trained.predict import predict as predict_files
+
+Pictures = str | Path | Image.Image | torch.Tensor | Sequence[str | Path | Image.Image]
+# Log records a notebook cell shows; all of them go to the run's log file.
+CONSOLE_LEVEL = "WARNING"
+
+
+def compose(overrides: Sequence[str] | None = None) -> DictConfig:
+    """The ``train`` config as ``./ch12 train <overrides>`` composes it, checked by the same
+    rules: a bad value raises the ``ConfigError`` the command line prints."""
+    cfg = composed("train", overrides or [])
+    validate(cfg)
+    return cfg
+
+
+def train(overrides: Sequence[str] | None = None, output_dir: str | Path | None = None) -> "Run":
+    """Train (and test) in this process as ``./ch12 train <overrides>`` does, into
+    ``output_dir`` (None: ``outputs/<task_name>/runs/<time>``); the finished run.
+
+    The log goes to the run folder's ``train.log`` (warnings also to the notebook). Interrupted
+    (the kernel's stop button, Ctrl-C), it keeps the checkpoints of finished epochs and raises
+    ``KeyboardInterrupt`` saying how to resume."""
+    from ch12_lightning.run.pipeline import run
+
+    overrides = [*(overrides or []), f"++hydra.job_logging.handlers.console.level={CONSOLE_LEVEL}"]
+    if output_dir is not None:
+        overrides.append(f"hydra.run.dir={Path(output_dir).resolve()}")
+    folders: list[Path] = []
+
+    def task(cfg: DictConfig) -> Path:
+        folders.append(Path(cfg.paths.output_dir))
+        run(cfg)
+        return folders[0]
+
+    # Lightning ignores SIGINT once it has caught one (signal.SIG_IGN), which in a notebook
+    # would leave the kernel deaf to every later interrupt.
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        return load_run(run_job("train", overrides, task))
+    except SystemExit as stop:
+        if not folders:
+            raise
+        resume = [*(o for o in overrides if "hydra." not in o), f"ckpt_path={folders[0]}"]
+        raise KeyboardInterrupt(
+            f"Training stopped; the checkpoints of finished epochs are in {folders[0]}. Resume "
+            f"with api.train({resume})"
+        ) from stop
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+
+def load_run(path: str | Path) -> "Run":
+    """A run folder (its best checkpoint) or a checkpoint file, read back safely."""
+    cfg = composed("predict", [f"ckpt_path={Path(path).resolve()}"])
+    return Run(load_trained_run(cfg))
+
+
+@dataclass
+class Run:
+    """A trained run: ``folder``, ``config``, ``metrics``, and lazily its ``model`` (eval mode,
+    CPU) and ``datamodule`` (splits ready)."""
+
+    trained: TrainedRun = field(repr=False)
+
+    @property
+    def folder(self) -> Path:
+        return self.trained.folder
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.trained.checkpoint
+
+    @property
+    def config(self) -> DictConfig:
+        return self.trained.config
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The final metrics of ``metrics.json`` (empty for a run that did not finish)."""
+        path = self.folder / "metrics.json"
+        return json.loads(path.read_text())["metrics"] if path.is_file() else {}
+
+    @cached_property
+    def model(self) -> L.LightningModule:
+        return self.trained.model(self._settings)
+
+    @cached_property
+    def datamodule(self) -> L.LightningDataModule:
+        prepare(self.config)
+        datamodule = self.trained.datamodule()
+        datamodule.prepare_data()
+        for stage in ("fit", "test"):  # every split: train, val and test
+            datamodule.setup(stage)
+        return datamodule
+
+    @cached_property
+    def _settings(self) -> L.LightningDataModule:
+        """The data module's settings only (predicting reads none of its data)."""
+        return self.trained.datamodule(settings_only=True)
+
+    def predict(self, pictures: Pictures, preprocess: str = "auto") -> list[Prediction]:
+        """The most probable class of each picture, as ``./ch12 predict`` gives it: picture
+        files, a folder of them, PIL images, or a batch of prepared (N, C, H, W) tensors."""
+        if isinstance(pictures, torch.Tensor):
+            return self._predict_tensors(pictures)
+        items = [pictures] if isinstance(pictures, str | Path | Image.Image) else list(pictures)
+        with tempfile.TemporaryDirectory() as folder:
+            files, names = [], {}
+            for i, item in enumerate(items):
+                if isinstance(item, Image.Image):  # decoded as a file is: saved losslessly
+                    path = Path(folder) / f"{i}.png"
+                    item.save(path)
+                    files.append(path)
+                    names[path] = Path(f"picture {i}")
+                else:
+                    files.extend(image_files(str(item)).files)
+            results = list(predict_files(self.model, files, image_format(self._settings),
+                                         preprocess=preprocess))  # fmt: skip
+        bad = [result for result in results if isinstance(result, Unreadable)]
+        if bad:
+            raise ValueError(f"{bad[0].path} cannot be read ({bad[0].reason})")
+        return [replace(r, path=names.get(r.path, r.path)) for r in results
+                if isinstance(r, Prediction)]  # fmt: skip
+
+    def _predict_tensors(self, batch: torch.Tensor) -> list[Prediction]:
+        names = list(self.model.hparams.class_names)
+        with torch.inference_mode():
+            rows = self.model.probabilities(self.model(batch.to(self.model.device))).cpu()
+        return [
+            Prediction(
+                Path(f"tensor {i}"), names[int(row.argmax())], float(row.max()), tuple(row.tolist())
+            )  # fmt: skip
+            for i, row in enumerate(rows)
+        ]
+
+    def evaluate(self, split: str = "test") -> dict[str, float]:
+        """The run's checkpoint on ``split`` (test or val), as ``./ch12 eval`` computes it."""
+        from ch12_lightning.trained.evaluate import evaluate
+
+        return run_job("eval", [f"ckpt_path={self.checkpoint}", f"split={split}"], evaluate)
+
+    def learning_curves(self) -> Figure:
+        """Loss and accuracy per epoch: the run folder's ``learning_curves.png``."""
+        return saved_picture(self.folder / "learning_curves.png", "learning curves (no fit)")
+
+    def confusion_matrix(self, split: str = "test") -> Figure:
+        """The run folder's confusion matrix of ``split`` (``test``, or ``val`` at the best
+        epoch)."""
+        name = f"confusion_matrix_{split}.png"
+        return saved_picture(self.folder / name, f"confusion matrix of {split}")
+
+    def misclassified(self, split: str = "test", n: int = 21) -> Figure:
+        """Up to ``n`` pictures of ``split`` the model gets wrong, an equal share per true
+        class, captioned as the run folder's ``misclassified.png``."""
+        inputs, targets = self.datamodule.splits[split].served()
+        if inputs.dim() != 4:
+            shape = list(inputs.shape[1:])
+            raise ValueError(f"the run's data are not pictures (inputs of shape {shape})")
+        with torch.inference_mode():
+            probabilities = self.model.probabilities(self.model(inputs))
+        confidence, predicted = probabilities.max(dim=1)
+        names = list(self.model.hparams.class_names)
+        share, taken = max(1, n // len(names)), [0] * len(names)
+        chosen = []
+        for i in (predicted != targets).nonzero().flatten().tolist():
+            true = int(targets[i])
+            if taken[true] < share and len(chosen) < n:
+                taken[true] += 1
+                chosen.append(i)
+        if not chosen:
+            raise ValueError(f"the model gets every picture of {split} right")
+        captions = [(f"true {names[int(targets[i])]}",
+                     f"pred {names[int(predicted[i])]} {float(confidence[i]):.2f}")
+                    for i in chosen]  # fmt: skip
+        grid = captioned_grid([inputs[i] for i in chosen], captions)
+        return picture_figure(grid, f"{len(chosen)} misclassified ({split})")
+
+    def __repr__(self) -> str:
+        shown = {k: round(v, 4) for k, v in sorted(self.metrics.items()) if "/" in k}
+        return f"Run({self.folder}, {shown})"

@@ -1,0 +1,44 @@
+"""A sweep folder read back as rows: the tables ``summary.md`` and ``summary_by_setting.md``
+show, as plain data for a notebook (``sweeps/summary.py`` computes both)."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ch12_lightning.sweeps.summary import METRICS, collect, settings_of
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """``jobs``: one row per job (``job``, ``status``, ``overrides``, ``metrics``, ``folder``,
+    ``error``), best first by ``metric``; ``settings``: the jobs that differ only by ``seed``
+    grouped (``overrides``, ``seeds``, ``completed``, ``failed``, and per metric ``mean`` and
+    ``std``), best mean first."""
+
+    folder: Path
+    metric: str
+    jobs: list[dict[str, Any]]
+    settings: list[dict[str, Any]]
+
+
+def load_sweep(folder: str | Path, metric: str = METRICS[0]) -> Sweep:
+    """The jobs of the sweep in ``folder`` (``outputs/<task>/multiruns/<time>``)."""
+    folder = Path(folder)
+    rows = collect(folder)
+    if not rows:
+        reason = "no */job.json: give a sweep folder, outputs/<task>/multiruns/<time>"
+        raise FileNotFoundError(f"{folder} holds no sweep jobs ({reason})")
+    rows.sort(key=lambda r: (r["status"] != "completed", -r.get("metrics", {}).get(metric, -1e9)))
+    metrics = [metric, *(m for m in METRICS if m != metric)]
+    settings = [
+        {
+            "overrides": list(setting.overrides),
+            "seeds": setting.seeds,
+            "completed": setting.completed,
+            "failed": setting.failed,
+            **{f"{m} mean": setting.mean(m) for m in metrics},
+            **{f"{m} std": setting.std(m) for m in metrics},
+        }
+        for setting in settings_of(rows, metrics)
+    ]
+    return Sweep(folder, metric, rows, settings)

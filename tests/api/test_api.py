@@ -1,0 +1,158 @@
+"""``from ch12_lightning import api``: the project from Python, as a notebook uses it."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from ch12_lightning import api
+from ch12_lightning.errors import ConfigError
+from tests.test_cli import REPO, quick, train
+
+FRESH_PROCESS = """
+import json, os, sys, torch
+from ch12_lightning import api
+
+run = api.train(["experiment=iris_book"])
+again = api.load_run(run.folder)
+flowers = again.predict(torch.zeros(2, 4))
+print(json.dumps({"folder": str(run.folder), "cwd": os.getcwd(), "acc": run.metrics["test/acc"],
+                  "classes": [p.class_name for p in flowers], "checkpoint": str(again.checkpoint)}))
+"""
+
+
+def test_a_fresh_process_elsewhere_trains_the_book_recipe_and_reads_it_back(tmp_path: Path):
+    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["acc"] == pytest.approx(0.98)  # the book's figure
+    assert found["cwd"] == str(tmp_path)  # never changed
+    folder = Path(found["folder"])
+    assert folder.parent == tmp_path / "outputs" / "iris_book" / "runs"
+    for name in ("train.log", ".hydra/config.yaml", "config_resolved.yaml", "metrics.json"):
+        assert (folder / name).is_file(), name  # the command line's run folder
+    assert found["checkpoint"].startswith(str(folder / "checkpoints"))
+    assert set(found["classes"]) <= {"setosa", "versicolor", "virginica"}
+    assert "Final metrics" in (folder / "train.log").read_text()
+    assert "Final metrics" not in result.stderr + result.stdout  # the cell stays readable
+
+
+def test_compose_refuses_bad_values_with_the_command_lines_message():
+    cfg = api.compose(["dataset=iris", "model.hidden_sizes=[8]"])
+    assert cfg.model.hidden_sizes == [8] and "hydra" not in cfg
+    assert Path(cfg.paths.output_dir).parent.name == "runs"  # resolvable, unlike compose()'s
+    with pytest.raises(ConfigError, match=r"^optimizer.lr=0 is not valid: must be a positive"):
+        api.compose(["optimizer.lr=0"])
+
+
+def test_two_runs_in_one_process_leave_no_state_behind(tmp_path: Path, mnist_dir: Path):
+    """Seeds, Hydra's global state, loggers: the second run is the first one again."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = quick(mnist_dir, tmp_path)
+    first = api.train(overrides, output_dir=tmp_path / "first")
+    second = api.train(overrides, output_dir=tmp_path / "second")
+    assert first.folder == tmp_path / "first" and second.folder == tmp_path / "second"
+    assert first.metrics == second.metrics and first.metrics["test/acc"] > 0.5
+    assert not GlobalHydra.instance().is_initialized()
+    for run in (first, second):  # each run's log in its own file
+        assert (run.folder / "train.log").read_text().count("Final metrics") == 1
+
+
+def test_a_run_answers_in_plain_data_and_figures(tmp_path: Path, mnist_dir: Path):
+    run = api.train([*quick(mnist_dir, tmp_path), "trainer.max_epochs=2"], tmp_path / "run")
+    assert isinstance(run, api.Run) and run.config.dataset.val_size == 100
+    assert not run.model.training and run.datamodule.splits["test"].targets.numel() == 200
+    digits = run.datamodule.splits["test"]
+    batch, targets = digits.served()
+    from_tensors = run.predict(batch[:20])
+    hits = [p.class_name == str(int(t)) for p, t in zip(from_tensors, targets[:20], strict=True)]
+    assert sum(hits) >= 16
+    picture = Image.fromarray((batch[0, 0] * 0.3081 + 0.1307).mul(255).clamp(0, 255).byte().numpy())
+    picture.save(tmp_path / "digit.png")
+    (from_image,) = run.predict(picture)
+    (from_file,) = run.predict(tmp_path / "digit.png")
+    assert from_image.class_name == from_file.class_name
+    assert from_image.probability == pytest.approx(from_file.probability)
+    assert str(from_image.path) == "picture 0"
+    assert run.evaluate("test") == pytest.approx(
+        {k: v for k, v in run.metrics.items() if k.startswith("test/")}
+    )
+    for figure in (run.learning_curves(), run.confusion_matrix("val"), run.misclassified(n=6)):
+        assert figure.get_axes() and figure.get_size_inches()[0] > 1
+    with pytest.raises(FileNotFoundError, match="confusion_matrix_train.png does not exist"):
+        run.confusion_matrix("train")
+
+
+def test_a_sweep_reads_back_as_rows(tmp_path: Path, mnist_dir: Path):
+    result = train("-m", f"paths.data_dir={mnist_dir}", f"paths.cache_dir={tmp_path / 'c'}",
+                   "dataset.val_size=100", "trainer.max_epochs=1", "seed=1,2",
+                   "model.hidden_sizes=[8],[16]", cwd=tmp_path, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (folder,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()
+    sweep = api.load_sweep(folder)
+    assert len(sweep.jobs) == 4 and all(job["status"] == "completed" for job in sweep.jobs)
+    best = [job["metrics"]["val/acc_best"] for job in sweep.jobs]
+    assert best == sorted(best, reverse=True)
+    assert [s["completed"] for s in sweep.settings] == [2, 2]
+    assert all(s["seeds"] == ["1", "2"] and s["val/acc_best std"] >= 0 for s in sweep.settings)
+    with pytest.raises(FileNotFoundError, match="holds no sweep jobs"):
+        api.load_sweep(tmp_path)
+
+
+INTERRUPTED = """
+import sys
+from ch12_lightning import api
+try:
+    api.train(sys.argv[1:], output_dir="run")
+except KeyboardInterrupt as stop:
+    print("STOPPED", stop)
+"""
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_keeps_its_checkpoints_and_resumes(tmp_path: Path, mnist_dir: Path):
+    """The kernel's stop button is SIGINT to the process that runs the cell."""
+    overrides = [*quick(mnist_dir, tmp_path), "trainer.max_epochs=400"]
+    command = [sys.executable, "-c", INTERRUPTED, *overrides]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.is_file() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err[-3000:]
+    kept = f"the checkpoints of finished epochs are in {tmp_path / 'run'}"
+    assert f"STOPPED Training stopped; {kept}" in out
+    assert "ckpt_path=" in out and last.is_file()
+    epochs_done = torch.load(last, weights_only=True)["epoch"] + 1
+    more = [*overrides, f"trainer.max_epochs={epochs_done + 2}", f"ckpt_path={tmp_path / 'run'}"]
+    resumed = api.train(more, output_dir=tmp_path / "run")
+    assert json.loads((resumed.folder / "metrics.json").read_text())["epochs"] == epochs_done + 2
+
+
+def test_every_public_name_is_documented():
+    assert sorted(api.__all__) == ["Run", "compose", "load_run", "load_sweep", "train"]
+    readme = (REPO / "README.md").read_text()
+    for name in (
+        "api.train",
+        "api.compose",
+        "api.load_run",
+        "api.load_sweep",
+        ".predict(",
+        ".evaluate(",
+        ".learning_curves()",
+        ".confusion_matrix(",
+        ".misclassified(",
+    ):
+        assert name in readme, name  # fmt: skip
