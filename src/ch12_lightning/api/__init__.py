@@ -10,7 +10,7 @@ Everything runs in the calling process, as the command line runs it: the same co
 messages and run folders; the working directory is never changed.
 """
 
-from ch12_lightning.api.runs import Run, compose, load_run, train
+from ch12_lightning.api.training import Run, compose, load_run, train
 from ch12_lightning.api.sweeps import load_sweep
 
 __all__ = ["Run", "compose", "load_run", "load_sweep", "train"]

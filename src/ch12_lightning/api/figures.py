@@ -20,6 +20,13 @@ def picture_figure(picture: Image.Image, title: str = "") -> Figure:
     return figure
 
 
+def text_figure(text: str) -> Figure:
+    """A line of text where a picture would be (a model that gets everything right)."""
+    figure = Figure(figsize=(6, 0.5), dpi=100)
+    figure.text(0.5, 0.5, text, ha="center", va="center")
+    return figure
+
+
 def saved_picture(path: Path, what: str) -> Figure:
     """The picture a run wrote, or a clear error naming the file it lacks and why."""
     if not path.is_file():

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from PIL import Image
 
-from ch12_lightning.api.figures import picture_figure, saved_picture
+from ch12_lightning.api.figures import picture_figure, saved_picture, text_figure
 from ch12_lightning.api.hydra_jobs import composed, run_job
 from ch12_lightning.callbacks.pictures import captioned_grid
 from ch12_lightning.checks.config import validate
@@ -31,8 +31,8 @@ from ch12_lightning.trained.predict import Prediction, Unreadable, image_files, 
 from ch12_lightning.trained.predict import predict as predict_files
 
 Pictures = str | Path | Image.Image | torch.Tensor | Sequence[str | Path | Image.Image]
-# Log records a notebook cell shows; all of them go to the run's log file.
-CONSOLE_LEVEL = "WARNING"
+# Log records a notebook cell shows: warnings; all of them go to the run's log file.
+QUIET_CONSOLE = "++hydra.job_logging.handlers.console.level=WARNING"
 
 
 def compose(overrides: Sequence[str] | None = None) -> DictConfig:
@@ -52,7 +52,7 @@ def train(overrides: Sequence[str] | None = None, output_dir: str | Path | None 
     ``KeyboardInterrupt`` saying how to resume."""
     from ch12_lightning.run.pipeline import run
 
-    overrides = [*(overrides or []), f"++hydra.job_logging.handlers.console.level={CONSOLE_LEVEL}"]
+    overrides = [*(overrides or []), QUIET_CONSOLE]
     if output_dir is not None:
         overrides.append(f"hydra.run.dir={Path(output_dir).resolve()}")
     folders: list[Path] = []
@@ -167,7 +167,8 @@ class Run:
         """The run's checkpoint on ``split`` (test or val), as ``./ch12 eval`` computes it."""
         from ch12_lightning.trained.evaluate import evaluate
 
-        return run_job("eval", [f"ckpt_path={self.checkpoint}", f"split={split}"], evaluate)
+        overrides = [f"ckpt_path={self.checkpoint}", f"split={split}", QUIET_CONSOLE]
+        return run_job("eval", overrides, evaluate)
 
     def learning_curves(self) -> Figure:
         """Loss and accuracy per epoch: the run folder's ``learning_curves.png``."""
@@ -198,7 +199,7 @@ class Run:
                 taken[true] += 1
                 chosen.append(i)
         if not chosen:
-            raise ValueError(f"the model gets every picture of {split} right")
+            return text_figure(f"The model gets every picture of {split} right.")
         captions = [(f"true {names[int(targets[i])]}",
                      f"pred {names[int(predicted[i])]} {float(confidence[i]):.2f}")
                     for i in chosen]  # fmt: skip
