@@ -4,13 +4,13 @@
 
     run = api.train(["experiment=iris_book"])      # as ./ch12 train experiment=iris_book
     run.metrics["test/acc"]                       # 0.98
-    api.load_run(run.folder).predict("flower_pictures/")
+    api.load_run(run.folder).predict(torch.zeros(2, 4))   # pictures for a picture model
 
 Everything runs in the calling process, as the command line runs it: the same configs, checks,
 messages and run folders; the working directory is never changed.
 """
 
-from ch12_lightning.api.training import Run, compose, load_run, train
 from ch12_lightning.api.sweeps import load_sweep
+from ch12_lightning.api.training import Run, compose, load_run, train
 
 __all__ = ["Run", "compose", "load_run", "load_sweep", "train"]
