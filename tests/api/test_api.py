@@ -1,6 +1,7 @@
 """``from ch12_lightning import api``: the project from Python, as a notebook uses it."""
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -57,11 +58,13 @@ def test_two_runs_in_one_process_leave_no_state_behind(tmp_path: Path, mnist_dir
     from hydra.core.global_hydra import GlobalHydra
 
     overrides = quick(mnist_dir, tmp_path)
+    handlers, level = list(logging.getLogger().handlers), logging.getLogger().level
     first = api.train(overrides, output_dir=tmp_path / "first")
     second = api.train(overrides, output_dir=tmp_path / "second")
     assert first.folder == tmp_path / "first" and second.folder == tmp_path / "second"
     assert first.metrics == second.metrics and first.metrics["test/acc"] > 0.5
     assert not GlobalHydra.instance().is_initialized()
+    assert logging.getLogger().handlers == handlers and logging.getLogger().level == level
     for run in (first, second):  # each run's log in its own file
         assert (run.folder / "train.log").read_text().count("Final metrics") == 1
 
@@ -79,7 +82,8 @@ def test_a_run_answers_in_plain_data_and_figures(tmp_path: Path, mnist_dir: Path
     picture.save(tmp_path / "digit.png")
     (from_image,) = run.predict(picture)
     (from_file,) = run.predict(tmp_path / "digit.png")
-    assert from_image.class_name == from_file.class_name
+    (from_folder,) = run.predict(str(tmp_path))  # the pictures directly in the folder
+    assert from_image.class_name == from_file.class_name == from_folder.class_name
     assert from_image.probability == pytest.approx(from_file.probability)
     assert str(from_image.path) == "picture 0"
     assert run.evaluate("test") == pytest.approx(

@@ -5,9 +5,10 @@ folder (``.hydra/``, the log file, checkpoints, ``metrics.json``) as the command
 Hydra's compose API alone leaves ``${hydra:runtime.output_dir}`` unresolvable ("HydraConfig was
 not set"); ``Hydra.run`` sets it, makes the folder and saves the config, exactly as the command
 line does. Nothing here changes the working directory (``hydra.job.chdir`` is false) or keeps
-Hydra's global state after a call.
+Hydra's global state or its logging set-up after a call.
 """
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -49,10 +50,26 @@ def composed(config_name: str, overrides: Sequence[str]) -> DictConfig:
 def run_job(config_name: str, overrides: Sequence[str], task: Callable[[DictConfig], Any]) -> Any:
     """Run ``task`` as ``@hydra.main`` would with ``overrides``: its folder made, its config
     saved, its log file written; return what ``task`` returns, or raise what it raised."""
-    with _initialized(config_name):
+    with _initialized(config_name), _logging_restored():
         hydra = GlobalHydra.instance().hydra
         assert hydra is not None
         try:
             return hydra.run(config_name, task, list(overrides)).return_value
         finally:
             HydraConfig.instance().cfg = None
+
+
+@contextmanager
+def _logging_restored() -> Iterator[None]:
+    """The root logger as it was: Hydra points it at the job's log file and console, and a
+    second job, or the caller's own logging, must not inherit them (nor the open file)."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
