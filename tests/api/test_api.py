@@ -95,6 +95,7 @@ def test_a_run_answers_in_plain_data_and_figures(tmp_path: Path, mnist_dir: Path
         run.confusion_matrix("train")
 
 
+@pytest.mark.slow
 def test_a_sweep_reads_back_as_rows(tmp_path: Path, mnist_dir: Path):
     result = train("-m", f"paths.data_dir={mnist_dir}", f"paths.cache_dir={tmp_path / 'c'}",
                    "dataset.val_size=100", "trainer.max_epochs=1", "seed=1,2",
