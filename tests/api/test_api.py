@@ -113,8 +113,11 @@ def test_a_sweep_reads_back_as_rows(tmp_path: Path, mnist_dir: Path):
 
 
 INTERRUPTED = """
-import sys
+import signal, sys
 from ch12_lightning import api
+# A Jupyter kernel turns SIGINT into KeyboardInterrupt, even where its parent ignores SIGINT (as
+# a shell does for the commands it runs in the background, CI's among them).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 try:
     api.train(sys.argv[1:], output_dir="run")
 except KeyboardInterrupt as stop:
