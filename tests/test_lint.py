@@ -5,11 +5,13 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# Everything with code in it: the notebooks and benchmarks as much as the package.
+CHECKED = ("src", "tests", "benchmarks", "notebooks")
 
 
 def test_ruff_check():
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--no-cache", "src", "tests"],
+        [sys.executable, "-m", "ruff", "check", "--no-cache", *CHECKED],
         cwd=REPO,
         capture_output=True,
         text=True,
