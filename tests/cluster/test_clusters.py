@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from tests.sweeps.test_sweeps import PRUNE_AT_SECOND, optuna_search, study_of
 from tests.test_cli import quick, run_folders
 
 pytestmark = pytest.mark.slow
@@ -334,3 +335,25 @@ def test_sigterm_to_torchrun_stops_one_run_with_one_resume_hint(mnist_dir, tmp_p
     hints = re.findall(r"Resume with ckpt_path=(\S+) ", logs(tmp_path))
     assert hints == [str(folder)]
     assert (folder / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_optuna_search_under_torchrun_is_one_study_and_ranks_stop_together(
+    mnist_dir: Path, tmp_path: Path
+):
+    # Every process runs the search command; rank 0 alone asks the study for trials, and each
+    # job is one DDP run of that trial over both processes, pruned on both at once.
+    args = [*torchrun("--standalone", "--nproc_per_node=2"), *optuna_search(mnist_dir, tmp_path, 2),
+            "accelerator=ddp_cpu", "dataset.val_size=101", "trainer.max_epochs=4",
+            PRUNE_AT_SECOND]  # fmt: skip
+    (code,) = finish([start(args, tmp_path, clean_env(), tmp_path / "torchrun.log")])
+    assert code == 0, logs(tmp_path)[-3000:]
+    (sweep,) = run_folders(tmp_path, task="mnist_optuna", kind="multiruns")
+    trials = study_of(sweep).trials
+    assert [(t.number, t.state.name) for t in trials] == [(0, "PRUNED"), (1, "PRUNED")]
+    jobs = sorted(p for p in sweep.iterdir() if (p / "metrics.json").is_file())
+    assert [job.name.split("_")[0] for job in jobs] == ["0", "1"]  # one job per trial, not per rank
+    for trial, job in zip(trials, jobs, strict=True):
+        assert sorted(trial.intermediate_values) == [0, 1]
+        run = metrics(job)
+        # Both ranks trained this trial (their folders agreed) and stopped after epoch 2 of 4.
+        assert (run["epochs"], run["metrics"]["val/samples"]) == (2, 101)

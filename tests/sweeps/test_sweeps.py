@@ -6,8 +6,11 @@ import json
 import time
 from pathlib import Path
 
+import optuna
 import pytest
+import torch
 from omegaconf import OmegaConf
+from optuna.trial import TrialState
 
 from tests.test_cli import quick, run_folders, train
 
@@ -69,19 +72,34 @@ def test_joblib_launcher_runs_jobs_in_parallel(mnist_dir: Path, tmp_path: Path):
     assert {row["status"] for row in rows} == {"completed"}
 
 
-def test_optuna_study_is_stored_and_resumed_by_the_same_command(mnist_dir: Path, tmp_path: Path):
-    import optuna
+def optuna_search(mnist_dir: Path, tmp_path: Path, trials: int) -> list[str]:
+    return ["hparams_search=mnist_optuna", f"hydra.sweeper.n_trials={trials}",
+            *quick(mnist_dir, tmp_path)]  # fmt: skip
 
-    args = ["hparams_search=mnist_optuna", "hydra.sweeper.n_trials=2", *quick(mnist_dir, tmp_path)]
+
+def study_of(sweep: Path) -> optuna.Study:
+    return optuna.load_study(study_name="mnist_optuna", storage=f"sqlite:///{sweep}/optuna.db")
+
+
+SUMMARY_STATUS = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned"}
+# Prunes every trial at its second validation: what pruning does, without depending on chance.
+PRUNE_AT_SECOND = (
+    "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:2,n_warmup_steps:1}"
+)
+
+
+def test_optuna_study_is_stored_and_resumed_by_the_same_command(mnist_dir: Path, tmp_path: Path):
+    args = optuna_search(mnist_dir, tmp_path, trials=2)
     for _ in range(2):  # the second command adds 2 trials to the study of the first
         result = train(*args, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = run_folders(tmp_path, task="mnist_optuna", kind="multiruns")
     assert sweep.name == "mnist_optuna"  # one folder per study, not per command
-    study = optuna.load_study(study_name="mnist_optuna", storage=f"sqlite:///{sweep}/optuna.db")
-    trials = study.trials
+    trials = study_of(sweep).trials
     assert [t.number for t in trials] == [0, 1, 2, 3]
-    assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
+    # The default pruner (median) lets the first two trials run whole.
+    assert [t.state for t in trials[:2]] == [TrialState.COMPLETE] * 2
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
     # The resumed command did not start over: new learning rates, not the first two again.
     assert len({t.params["optimizer.lr"] for t in trials}) == 4
     # Job N is trial N, in a folder of its own, and the summary lists all four.
@@ -92,9 +110,58 @@ def test_optuna_study_is_stored_and_resumed_by_the_same_command(mnist_dir: Path,
         assert row["folder"].startswith(f"{trial.number}_optimizer.lr=")
         assert f"optimizer.lr={trial.params['optimizer.lr']}" in row["overrides"]
         assert float(row["val/acc_best"]) == pytest.approx(trial.value, abs=1e-4)
+        assert row["status"] == SUMMARY_STATUS[trial.state]
+        # Every validation was reported: the dashboard's intermediate values.
+        epochs = json.loads((sweep / row["folder"] / "metrics.json").read_text())["epochs"]
+        assert sorted(trial.intermediate_values) == list(range(epochs))
     results = OmegaConf.load(sweep / "optimization_results.yaml")
-    assert results.best_value == pytest.approx(study.best_value)
+    assert results.best_value == pytest.approx(study_of(sweep).best_value)
     assert results.best_value == pytest.approx(float(rows[0]["val/acc_best"]), abs=1e-4)
+    for plot in ("optimization_history", "param_importances", "parallel_coordinate"):
+        assert (sweep / f"{plot}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_failed_trials_are_recorded_and_the_search_goes_on(mnist_dir: Path, tmp_path: Path):
+    # Three trials queued in the study before the search, as a person may queue settings to try:
+    # one fails (a bad learning rate), one has no val/acc_best (it only tests), one trains.
+    sweep = tmp_path / "outputs" / "mnist_optuna" / "multiruns" / "mnist_optuna"
+    sweep.mkdir(parents=True)
+    study = optuna.create_study(
+        study_name="mnist_optuna", storage=f"sqlite:///{sweep}/optuna.db", direction="maximize"
+    )
+    for lr, fit in ((-1.0, True), (0.01, False), (0.01, True)):
+        study.enqueue_trial({"optimizer.lr": lr, "train": fit})
+    args = [*optuna_search(mnist_dir, tmp_path, trials=3), "optimizer.lr=choice(0.01,-1.0)",
+            "train=choice(true,false)"]  # fmt: skip
+    result = train(*args, cwd=tmp_path)
+    assert result.returncode == 1  # scripts notice the failed trials
+    assert "2 of 3 trials failed, the search went on (trial 0: " in result.stderr
+    trials = study_of(sweep).trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    assert "optimizer.lr=-1.0 is not valid" in trials[0].user_attrs["fail_reason"]
+    assert trials[1].user_attrs["fail_reason"] == "the job returned no val/acc_best (got None)"
+    rows = {int(row["job"]): row for row in summary_rows(sweep)}
+    assert [rows[n]["status"] for n in range(3)] == ["failed", "failed", "completed"]
+    assert rows[1]["error"] == "the job returned no val/acc_best (got None)"
+    assert float(rows[2]["val/acc_best"]) == pytest.approx(trials[2].value, abs=1e-4)
+
+
+def test_pruning_stops_every_spawned_rank_together(mnist_dir: Path, tmp_path: Path):
+    args = [*optuna_search(mnist_dir, tmp_path, trials=2), "accelerator=ddp_cpu_spawn",
+            "trainer.max_epochs=4", PRUNE_AT_SECOND]  # fmt: skip
+    result = train(*args, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = run_folders(tmp_path, task="mnist_optuna", kind="multiruns")
+    trials = study_of(sweep).trials
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 2
+    for trial, row in zip(trials, sorted(summary_rows(sweep), key=lambda r: r["job"]), strict=True):
+        assert sorted(trial.intermediate_values) == [0, 1]  # rank 0 reported, once per epoch
+        assert row["status"] == "pruned"
+        assert row["error"].startswith("pruned after epoch 2 (val/acc_best ")
+        # The last checkpoint is of epoch 2 (of 4): both ranks stopped there, or it would hang.
+        last = torch.load(sweep / row["folder"] / "checkpoints" / "last.ckpt", weights_only=True)
+        assert last["epoch"] == 1
+        assert final_metrics(sweep / row["folder"])["val/samples"] == 100
 
 
 def test_ddp_that_reruns_the_command_line_is_refused_in_sweeps(mnist_dir: Path, tmp_path: Path):

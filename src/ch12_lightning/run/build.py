@@ -31,6 +31,7 @@ from ch12_lightning.models.nets import describe_net
 from ch12_lightning.models.optim import choose_optimizer_kernels
 from ch12_lightning.run.checkpoints import write_checkpoints_atomically
 from ch12_lightning.run.profiler import QuietProfiler
+from ch12_lightning.sweeps.pruning import trial_callbacks
 
 
 def _instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -78,7 +79,7 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     }
     kinds = tuple(kind for kind, off in turned_off.items() if off)
     callbacks = [c for c in callbacks if not isinstance(c, kinds)]
-    callbacks += [OneRunFolder(), SignalsWithoutCollectives()]
+    callbacks += [OneRunFolder(), SignalsWithoutCollectives(), *trial_callbacks(cfg)]
     extra: dict[str, Any] = {} if flags.get("profiler") else {"profiler": QuietProfiler()}
     try:
         trainer = instantiate(flags, callbacks=callbacks, logger=loggers or False, **extra)

@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from ch12_lightning.files.atomic import write_json_atomic, write_text_atomic
 
 METRICS = ("val/acc_best", "val/acc", "test/acc", "test/loss")
+STATUS_ORDER = {"completed": 0, "pruned": 1, "failed": 2}
 
 
 class SweepSummary(Callback):
@@ -53,6 +54,16 @@ class SweepSummary(Callback):
         write_summary(Path(config.hydra.sweep.dir), config.get("optimized_metric") or METRICS[0])
 
 
+def record_outcome(job_dir: Path, metric: str, status: str, error: str) -> None:
+    """Record what a search made of a job that ran to its end (a trial ``pruned``, or ``failed``
+    for a metric that came back missing or not finite) and rebuild the tables."""
+    record_file = job_dir / "job.json"
+    if record_file.is_file():
+        record = json.loads(record_file.read_text())
+        write_json_atomic(record_file, {**record, "status": status, "error": error})
+        write_summary(job_dir.parent, metric)
+
+
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job folder that has a ``job.json``, with its final metrics when it has them."""
     rows = []
@@ -67,11 +78,15 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def write_summary(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
-    """Write the tables, completed jobs or settings by ``metric`` (best first), failed last."""
+    """Write the tables, completed jobs or settings by ``metric`` (best first), then the trials
+    a search pruned, failed last."""
     rows = collect(sweep_dir)
     metrics = [metric, *(m for m in METRICS if m != metric)]
     rows.sort(
-        key=lambda r: (r["status"] != "completed", -r.get("metrics", {}).get(metric, float("-inf")))
+        key=lambda r: (
+            STATUS_ORDER.get(r["status"], len(STATUS_ORDER)),
+            -r.get("metrics", {}).get(metric, float("-inf")),
+        )
     )
     # Overrides that every job shares say nothing about the differences between them.
     shared = set.intersection(*(set(r["overrides"]) for r in rows)) if len(rows) > 1 else set()

@@ -1,0 +1,49 @@
+"""The sweeper's config, registered with Hydra as ``hydra/sweeper: optuna`` (the name of Hydra's
+Optuna sweeper, so that ``override /hydra/sweeper: optuna`` in a search config keeps working)
+and its samplers as ``hydra/sweeper/sampler: tpe | random | qmc``.
+
+Hydra imports every module of ``hydra_plugins`` at each start: no Optuna here.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+SAMPLERS = {
+    "tpe": {"_target_": "optuna.samplers.TPESampler", "seed": None, "n_startup_trials": 10},
+    "random": {"_target_": "optuna.samplers.RandomSampler", "seed": None},
+    "qmc": {"_target_": "optuna.samplers.QMCSampler", "seed": None, "qmc_type": "sobol"},
+}
+
+
+@dataclass
+class OptunaSweeperConf:
+    _target_: str = (
+        "hydra_plugins.ch12_optuna_sweeper.resumable_optuna_sweeper.ResumableOptunaSweeper"
+    )
+    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"sampler": "tpe"}])
+    sampler: Any = None
+    # maximize or minimize the value the task returns (train.py: ``optimized_metric``).
+    direction: str = "minimize"
+    # An SQLAlchemy URL (sqlite:///<file>) keeps the study, so the same command resumes it;
+    # null keeps it in memory.
+    storage: Any = None
+    study_name: str | None = None
+    # Trials per command, and how many the launcher runs at once.
+    n_trials: int = 20
+    n_jobs: int = 1
+    # Stop hopeless trials early: median, hyperband, none, or a pruner's own config (_target_).
+    pruner: Any = "none"
+    # The search space, key: Hydra's sweep syntax (interval, tag(log, ...), int, range, choice).
+    params: dict[str, str] | None = None
+
+
+def register() -> None:
+    store = ConfigStore.instance()
+    store.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="ch12")
+    for name, sampler in SAMPLERS.items():
+        store.store(group="hydra/sweeper/sampler", name=name, node=sampler, provider="ch12")
+
+
+register()
