@@ -343,7 +343,7 @@ def test_optuna_search_under_torchrun_is_one_study_and_ranks_stop_together(
     # Every process runs the search command; rank 0 alone asks the study for trials, and each
     # job is one DDP run of that trial over both processes, pruned on both at once.
     args = [*torchrun("--standalone", "--nproc_per_node=2"), *optuna_search(mnist_dir, tmp_path, 2),
-            "accelerator=ddp_cpu", "dataset.val_size=101", "trainer.max_epochs=4",
+            "accelerator=ddp_cpu", "dataset.val_size=101", "trainer.max_epochs=4", "test=false",
             PRUNE_AT_SECOND]  # fmt: skip
     (code,) = finish([start(args, tmp_path, clean_env(), tmp_path / "torchrun.log")])
     assert code == 0, logs(tmp_path)[-3000:]

@@ -4,6 +4,7 @@ trials a stored study holds, and the refusal to overwrite earlier jobs."""
 
 import json
 import math
+import re
 from pathlib import Path
 
 import optuna
@@ -184,3 +185,25 @@ def test_a_trial_of_a_study_in_memory_cannot_report_from_another_process():
     pruning = TrialPruning(None, "elsewhere", 0, "val/acc_best", "median")
     with pytest.raises(ConfigError, match="keep the study in a database .* or set hydra.sweeper"):
         pruning._open_trial(make_pruner("median"))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"direction": "maximise"}, "hydra.sweeper.direction=maximise is not valid: maximize or"),
+        ({"n_trials": 0}, "hydra.sweeper.n_trials=0 is not valid: a whole number of at least 1"),
+        ({"n_jobs": -1}, "hydra.sweeper.n_jobs=-1 is not valid: a whole number of at least 1"),
+        ({"pruner": "medain"}, "hydra.sweeper.pruner=medain is not valid"),
+        ({"metric": None}, "optimized_metric=null is not valid: the search optimizes the metric"),
+    ],
+)
+def test_bad_search_settings_are_refused_before_any_trial(tmp_path: Path, settings, message):
+    given = {"direction": "maximize", "n_trials": 2, "n_jobs": 1, "pruner": "median", **settings}
+    sweeper = ResumableOptunaSweeper(None, given["direction"], None, "s", given["n_trials"],
+                                     given["n_jobs"], given["pruner"], None)  # fmt: skip
+    sweeper.config = OmegaConf.create({"optimized_metric": given.get("metric", "val/acc_best")})
+    sweeper.pruner = given["pruner"]
+    sweeper.sweep_dir = tmp_path
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        sweeper._search(search_space({}, ["optimizer.lr=interval(0.001, 0.1)"]), None)
+    assert list(tmp_path.iterdir()) == []  # no trial ran

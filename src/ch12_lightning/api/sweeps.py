@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ch12_lightning.sweeps.summary import METRICS, collect, settings_of
+from ch12_lightning.sweeps.summary import METRICS, best_first, collect, settings_of
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def load_sweep(folder: str | Path, metric: str = METRICS[0]) -> Sweep:
     if not rows:
         reason = "no */job.json: give a sweep folder, outputs/<task>/multiruns/<time>"
         raise FileNotFoundError(f"{folder} holds no sweep jobs ({reason})")
-    rows.sort(key=lambda r: (r["status"] != "completed", -r.get("metrics", {}).get(metric, -1e9)))
+    rows = best_first(rows, metric)
     metrics = [metric, *(m for m in METRICS if m != metric)]
     settings = [
         {

@@ -80,14 +80,8 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
 def write_summary(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
     """Write the tables, completed jobs or settings by ``metric`` (best first), then the trials
     a search pruned, failed last."""
-    rows = collect(sweep_dir)
+    rows = best_first(collect(sweep_dir), metric)
     metrics = [metric, *(m for m in METRICS if m != metric)]
-    rows.sort(
-        key=lambda r: (
-            STATUS_ORDER.get(r["status"], len(STATUS_ORDER)),
-            -r.get("metrics", {}).get(metric, float("-inf")),
-        )
-    )
     # Overrides that every job shares say nothing about the differences between them.
     shared = set.intersection(*(set(r["overrides"]) for r in rows)) if len(rows) > 1 else set()
     header = ["rank", "job", "status", "overrides", *metrics, "folder", "error"]
@@ -108,6 +102,16 @@ def write_summary(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
     _write_tables(sweep_dir / "summary", header, table, header, shown)
     _write_settings(sweep_dir / "summary_by_setting", rows, metrics, shared)
     return rows
+
+
+def best_first(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """Completed jobs by ``metric``, best first, then the trials a search pruned, failed last."""
+
+    def key(row: dict[str, Any]) -> tuple[int, float]:
+        value = row.get("metrics", {}).get(metric, float("-inf"))
+        return STATUS_ORDER.get(row["status"], len(STATUS_ORDER)), -value
+
+    return sorted(rows, key=key)
 
 
 class Setting(NamedTuple):

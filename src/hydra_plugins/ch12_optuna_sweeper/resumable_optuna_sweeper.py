@@ -106,6 +106,9 @@ class ResumableOptunaSweeper(Sweeper):
         if self.direction not in ("maximize", "minimize"):
             reason = "maximize or minimize (the search optimizes one metric)"
             raise ConfigError(invalid("hydra.sweeper.direction", self.direction, reason))
+        if not self.config.get("optimized_metric"):
+            reason = "the search optimizes the metric it names, e.g. val/acc_best"
+            raise ConfigError(invalid("optimized_metric", None, reason))
         for key in ("n_trials", "n_jobs"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 reason = "a whole number of at least 1"
@@ -174,7 +177,7 @@ class ResumableOptunaSweeper(Sweeper):
 
         from ch12_lightning.sweeps.summary import record_outcome
 
-        metric = self.config.get("optimized_metric") or "the task's return value"
+        metric = self.config.optimized_metric
         job_dir = Path(job.hydra_cfg.hydra.runtime.output_dir)
         value = job._return_value
         reason = None
