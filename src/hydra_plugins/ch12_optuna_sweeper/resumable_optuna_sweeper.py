@@ -98,11 +98,12 @@ class ResumableOptunaSweeper(Sweeper):
             first, overrides = batch
             self.launcher.launch(overrides, initial_job_idx=first)
 
-    def _search(self, space: SearchSpace, share: Any) -> None:
+    def _check_settings(self) -> None:
+        """Refuse settings that cannot work before any trial runs."""
         from ch12_lightning.errors import ConfigError, invalid
         from ch12_lightning.sweeps.pruning import make_pruner
 
-        make_pruner(self.pruner)  # a bad pruner is refused before any trial
+        make_pruner(self.pruner)
         if self.direction not in ("maximize", "minimize"):
             reason = "maximize or minimize (the search optimizes one metric)"
             raise ConfigError(invalid("hydra.sweeper.direction", self.direction, reason))
@@ -113,6 +114,9 @@ class ResumableOptunaSweeper(Sweeper):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 reason = "a whole number of at least 1"
                 raise ConfigError(invalid(f"hydra.sweeper.{key}", getattr(self, key), reason))
+
+    def _search(self, space: SearchSpace, share: Any) -> None:
+        self._check_settings()
         study = self._study()
         remaining, failures = self.n_trials, []
         while remaining > 0:
