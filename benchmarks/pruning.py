@@ -6,10 +6,10 @@ count) with ``hydra.sweeper.pruner=median`` and with ``pruner=none``.
 The two searches of a round run side by side, one core each (each trains with one thread), so
 that the load of this shared machine weighs on both alike. Printed per round and search: wall
 time of the whole command, trials complete / pruned / failed, epochs and optimizer steps trained
-over all trials (the work, free of the machine's noise), the best ``val/acc_best``; then the pruned search's share of the unpruned
-one's wall time and steps, median over the rounds, and the difference of the two bests. The
-goal: pruning saves at least 40% of the wall time, and its best is within 0.005 of the unpruned
-search's.
+over all trials (the work, free of the machine's noise), the best ``val/acc_best``; then the
+pruned search's share of the unpruned one's wall time and steps, median over the rounds, and
+the difference of the two bests. The goal: pruning saves at least 40% of the wall time, and its
+best is within 0.005 of the unpruned search's.
 """
 
 import argparse

@@ -337,16 +337,20 @@ def test_sigterm_to_torchrun_stops_one_run_with_one_resume_hint(mnist_dir, tmp_p
     assert (folder / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_optuna_search_under_torchrun_is_one_study_and_ranks_stop_together(
-    mnist_dir: Path, tmp_path: Path
+@pytest.mark.parametrize("launch", ["torchrun", "srun"])
+def test_optuna_search_of_cluster_ranks_is_one_study_and_ranks_stop_together(
+    launch: str, mnist_dir: Path, tmp_path: Path
 ):
     # Every process runs the search command; rank 0 alone asks the study for trials, and each
     # job is one DDP run of that trial over both processes, pruned on both at once.
-    args = [*torchrun("--standalone", "--nproc_per_node=2"), *optuna_search(mnist_dir, tmp_path, 2),
-            "accelerator=ddp_cpu", "dataset.val_size=101", "trainer.max_epochs=4", "test=false",
-            PRUNE_AT_SECOND]  # fmt: skip
-    (code,) = finish([start(args, tmp_path, clean_env(), tmp_path / "torchrun.log")])
-    assert code == 0, logs(tmp_path)[-3000:]
+    args = [*optuna_search(mnist_dir, tmp_path, 2), "accelerator=ddp_cpu", "dataset.val_size=101",
+            "trainer.max_epochs=4", "test=false", PRUNE_AT_SECOND]  # fmt: skip
+    if launch == "torchrun":
+        command = [*torchrun("--standalone", "--nproc_per_node=2"), *args]
+        processes = [start(command, tmp_path, clean_env(), tmp_path / "torchrun.log")]
+    else:  # under srun, rank 0 hosts the process group's store: it must end cleanly too
+        processes = srun(args, tmp_path)
+    assert finish(processes) == [0] * len(processes), logs(tmp_path)[-3000:]
     (sweep,) = run_folders(tmp_path, task="mnist_optuna", kind="multiruns")
     trials = study_of(sweep).trials
     assert [(t.number, t.state.name) for t in trials] == [(0, "PRUNED"), (1, "PRUNED")]

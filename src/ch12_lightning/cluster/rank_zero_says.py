@@ -7,6 +7,7 @@ to the others through torch.distributed. The process group it starts is the one 
 then uses (Lightning keeps a group it finds started): gloo on CPUs, NCCL for CUDA tensors.
 """
 
+import atexit
 import os
 from typing import Any
 
@@ -34,6 +35,15 @@ def rank_zero_says(value: Any) -> Any:
         dist.init_process_group(
             backend, rank=environment.global_rank(), world_size=environment.world_size()
         )
+        # As Lightning does for a group it starts: left to the interpreter's shutdown, the store
+        # rank 0 hosts under srun aborts the process ("terminate called without an active
+        # exception").
+        atexit.register(_destroy_process_group)
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
