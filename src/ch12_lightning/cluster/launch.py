@@ -167,8 +167,8 @@ class SignalsWithoutCollectives(Callback):
     SIGTERM: no rank stops on its own note, as Lightning's loops would: the signal reaches each
     rank at its own moment, one notes it just before Lightning's check at the end of a step and
     stops, another just after and waits for it in the next step's collective until the
-    connection drops (a requeue of the full test run ended so; a SIGTERM to rank 1 alone always
-    did). The ranks agree instead, in one all-reduce after a training step, whether any of them
+    connection drops (a requeue of the full test run ended so; a SIGTERM to rank 1 alone
+    did so). The ranks agree instead, in one all-reduce after a training step, whether any of them
     noted it, and all stop after that step. The all-reduce is made every ``AGREE_EVERY_S`` or so,
     at a step every rank counts alike (rank 0 measures the steps' pace and sends the next
     interval with the notes): after every step it made 2-rank CPU epochs 30-47% longer.
