@@ -178,18 +178,13 @@ class SignalsWithoutCollectives(Callback):
 
     AGREE_EVERY_S = 0.2
 
-    def __init__(self) -> None:
-        self._sigterm_noted = False
-        self._interval = self._steps_to_agreement = 1
-        self._last_agreement = 0.0
-
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Single-device strategies have no cluster environment: Lightning's connector knows it.
         environment = trainer._accelerator_connector.cluster_environment
         if isinstance(environment, SLURMEnvironment) and environment.auto_requeue:
             signum = environment.requeue_signal or signal.SIGUSR1
             signal.signal(signum, functools.partial(_requeue, trainer.global_rank))
-        if trainer.world_size > 1:
+        if trainer.world_size > 1:  # the state the agreements below read, new for every fit
             self._sigterm_noted = False
             self._interval = self._steps_to_agreement = 1
             self._last_agreement = time.monotonic()
