@@ -7,8 +7,12 @@ import statistics
 from pathlib import Path
 
 import pytest
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import RunMode
+from omegaconf import OmegaConf
 
-from ch12_lightning.sweeps.summary import write_summary
+from ch12_lightning.api import load_sweep
+from ch12_lightning.sweeps.summary import SweepSummary, write_summary
 
 
 def record(sweep: Path, job: int, overrides: list[str], acc: float | None) -> None:
@@ -75,3 +79,24 @@ def test_settings_without_seeds_are_rows_of_one_job(tmp_path: Path):
     rows = rows_of(tmp_path / "summary_by_setting.csv")
     summary = [(r["setting"], r["completed"], r["val/acc std"]) for r in rows]
     assert summary == [("optimizer=adam", "1", ""), ("optimizer=sgd", "1", "")]
+
+
+def test_a_search_that_minimizes_lists_the_lowest_first(tmp_path: Path):
+    # The tables as the Hydra callback writes them after a job of a search that minimized.
+    for job, (lr, acc) in enumerate((("0.1", 0.95), ("0.2", 0.90), ("0.3", None))):
+        record(tmp_path, job, [f"optimizer.lr={lr}", "seed=1"], acc)
+    config = OmegaConf.create({
+        "optimized_metric": "val/acc",
+        "hydra": {"mode": RunMode.MULTIRUN, "job": {"num": 0}, "sweep": {"dir": str(tmp_path)},
+                  "runtime": {"output_dir": str(tmp_path / "0")},
+                  "sweeper": {"direction": "minimize"}},
+    })  # fmt: skip
+    job_return = JobReturn(overrides=["optimizer.lr=0.1", "seed=1"], status=JobStatus.COMPLETED)
+    SweepSummary().on_job_end(config, job_return)
+    ranked = [(r["job"], r["status"]) for r in rows_of(tmp_path / "summary.csv")]
+    assert ranked == [("1", "completed"), ("0", "completed"), ("2", "failed")]
+    settings = [r["setting"] for r in rows_of(tmp_path / "summary_by_setting.csv")]
+    assert settings == ["optimizer.lr=0.2", "optimizer.lr=0.1", "optimizer.lr=0.3"]
+    # A notebook reads it back in the same order; without the direction, highest first.
+    assert [row["job"] for row in load_sweep(tmp_path, "val/acc", "minimize").jobs] == [1, 0, 2]
+    assert [row["job"] for row in load_sweep(tmp_path, "val/acc").jobs] == [0, 1, 2]

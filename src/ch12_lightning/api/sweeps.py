@@ -13,22 +13,25 @@ class Sweep:
     """``jobs``: one row per job (``job``, ``status``, ``overrides``, ``metrics``, ``folder``,
     ``error``), best first by ``metric``; ``settings``: the jobs that differ only by ``seed``
     grouped (``overrides``, ``seeds``, ``completed``, ``failed``, and per metric ``mean`` and
-    ``std``), best mean first."""
+    ``std``), best mean first. Best is highest, or lowest where ``direction`` is ``minimize``."""
 
     folder: Path
     metric: str
+    direction: str
     jobs: list[dict[str, Any]]
     settings: list[dict[str, Any]]
 
 
-def load_sweep(folder: str | Path, metric: str = METRICS[0]) -> Sweep:
-    """The jobs of the sweep in ``folder`` (``outputs/<task>/multiruns/<time>``)."""
+def load_sweep(folder: str | Path, metric: str = METRICS[0], direction: str = "maximize") -> Sweep:
+    """The jobs of the sweep in ``folder`` (``outputs/<task>/multiruns/<time>``); a search
+    that minimized ``metric`` (``hydra.sweeper.direction=minimize``) reads best first with
+    ``direction="minimize"``."""
     folder = Path(folder)
     rows = collect(folder)
     if not rows:
         reason = "no */job.json: give a sweep folder, outputs/<task>/multiruns/<time>"
         raise FileNotFoundError(f"{folder} holds no sweep jobs ({reason})")
-    rows = best_first(rows, metric)
+    rows = best_first(rows, metric, direction)
     metrics = [metric, *(m for m in METRICS if m != metric)]
     settings = [
         {
@@ -39,6 +42,6 @@ def load_sweep(folder: str | Path, metric: str = METRICS[0]) -> Sweep:
             **{f"{m} mean": setting.mean(m) for m in metrics},
             **{f"{m} std": setting.std(m) for m in metrics},
         }
-        for setting in settings_of(rows, metrics)
+        for setting in settings_of(rows, metrics, direction)
     ]
-    return Sweep(folder, metric, rows, settings)
+    return Sweep(folder, metric, direction, rows, settings)

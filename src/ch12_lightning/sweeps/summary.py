@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ch12_lightning.files.atomic import write_json_atomic, write_text_atomic
 
@@ -51,17 +51,20 @@ class SweepSummary(Callback):
             "error": error,
         }
         write_json_atomic(Path(config.hydra.runtime.output_dir) / "job.json", record)
-        write_summary(Path(config.hydra.sweep.dir), config.get("optimized_metric") or METRICS[0])
+        metric = config.get("optimized_metric") or METRICS[0]
+        # An Optuna search says which way is better; other sweeps rank higher values first.
+        direction = OmegaConf.select(config, "hydra.sweeper.direction", default="maximize")
+        write_summary(Path(config.hydra.sweep.dir), metric, direction)
 
 
-def record_outcome(job_dir: Path, metric: str, status: str, error: str) -> None:
+def record_outcome(job_dir: Path, metric: str, direction: str, status: str, error: str) -> None:
     """Record what a search made of a job that ran to its end (a trial ``pruned``, or ``failed``
     for a metric that came back missing or not finite) and rebuild the tables."""
     record_file = job_dir / "job.json"
     if record_file.is_file():
         record = json.loads(record_file.read_text())
         write_json_atomic(record_file, {**record, "status": status, "error": error})
-        write_summary(job_dir.parent, metric)
+        write_summary(job_dir.parent, metric, direction)
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -77,10 +80,13 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def write_summary(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
-    """Write the tables, completed jobs or settings by ``metric`` (best first), then the trials
-    a search pruned, failed last."""
-    rows = best_first(collect(sweep_dir), metric)
+def write_summary(
+    sweep_dir: Path, metric: str, direction: str = "maximize"
+) -> list[dict[str, Any]]:
+    """Write the tables, completed jobs or settings by ``metric`` (best first: the highest, or
+    the lowest where ``direction`` is ``minimize``), then the trials a search pruned, failed
+    last."""
+    rows = best_first(collect(sweep_dir), metric, direction)
     metrics = [metric, *(m for m in METRICS if m != metric)]
     # Overrides that every job shares say nothing about the differences between them.
     shared = set.intersection(*(set(r["overrides"]) for r in rows)) if len(rows) > 1 else set()
@@ -100,18 +106,27 @@ def write_summary(sweep_dir: Path, metric: str) -> list[dict[str, Any]]:
     # The error (last column) on one line, and not too long, in the Markdown table.
     shown = [[*line[:-1], " / ".join(line[-1].splitlines())[:300]] for line in table]
     _write_tables(sweep_dir / "summary", header, table, header, shown)
-    _write_settings(sweep_dir / "summary_by_setting", rows, metrics, shared)
+    _write_settings(sweep_dir / "summary_by_setting", rows, metrics, shared, direction)
     return rows
 
 
-def best_first(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+def best_first(
+    rows: list[dict[str, Any]], metric: str, direction: str = "maximize"
+) -> list[dict[str, Any]]:
     """Completed jobs by ``metric``, best first, then the trials a search pruned, failed last."""
 
     def key(row: dict[str, Any]) -> tuple[int, float]:
-        value = row.get("metrics", {}).get(metric, float("-inf"))
-        return STATUS_ORDER.get(row["status"], len(STATUS_ORDER)), -value
+        value = row.get("metrics", {}).get(metric)
+        return STATUS_ORDER.get(row["status"], len(STATUS_ORDER)), _worse_later(value, direction)
 
     return sorted(rows, key=key)
+
+
+def _worse_later(value: float | None, direction: str) -> float:
+    """A sort key that puts the best ``value`` first and a missing one last."""
+    if value is None:
+        return math.inf
+    return value if direction == "minimize" else -value
 
 
 class Setting(NamedTuple):
@@ -130,7 +145,9 @@ class Setting(NamedTuple):
         return statistics.stdev(values) if len(values) > 1 else None
 
 
-def settings_of(rows: list[dict[str, Any]], metrics: list[str]) -> list[Setting]:
+def settings_of(
+    rows: list[dict[str, Any]], metrics: list[str], direction: str = "maximize"
+) -> list[Setting]:
     """The jobs grouped by their overrides less ``seed``, best mean of ``metrics[0]`` first."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in sorted(rows, key=lambda r: r["job"]):
@@ -143,22 +160,18 @@ def settings_of(rows: list[dict[str, Any]], metrics: list[str]) -> list[Setting]
         values = {metric: [d[metric] for d in done if metric in d] for metric in metrics}
         settings.append(Setting(overrides, seeds, len(done), len(members) - len(done), values))
 
-    def best_first(setting: Setting) -> float:
-        mean = setting.mean(metrics[0])
-        return -math.inf if mean is None else mean
-
-    return sorted(settings, key=best_first, reverse=True)
+    return sorted(settings, key=lambda setting: _worse_later(setting.mean(metrics[0]), direction))
 
 
 def _write_settings(
-    stem: Path, rows: list[dict[str, Any]], metrics: list[str], shared: set[str]
+    stem: Path, rows: list[dict[str, Any]], metrics: list[str], shared: set[str], direction: str
 ) -> None:
     """One row per setting: its seeds, how many jobs completed and failed, and each metric's
     mean and sample standard deviation over the completed ones."""
     header = ["rank", "setting", "seeds", "completed", "failed"]
     header += [f"{m} {what}" for m in metrics for what in ("mean", "std")]
     table, shown = [], []
-    for rank, setting in enumerate(settings_of(rows, metrics), start=1):
+    for rank, setting in enumerate(settings_of(rows, metrics, direction), start=1):
         # What sets this setting apart; a sweep over seeds alone has one setting: say it all.
         overrides = setting.overrides
         label = _differing(overrides, shared) or " ".join(overrides) or "(defaults)"

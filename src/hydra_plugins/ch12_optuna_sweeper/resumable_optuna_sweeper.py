@@ -194,13 +194,13 @@ class ResumableOptunaSweeper(Sweeper):
         if reason:
             trial.set_user_attr("fail_reason", reason)
             study.tell(trial, state=TrialState.FAIL)
-            record_outcome(job_dir, metric, "failed", reason)
+            record_outcome(job_dir, metric, self.direction, "failed", reason)
             return reason
         pruned = _stored_attrs(study, trial).get("pruned")
         if pruned:
             study.tell(trial, state=TrialState.PRUNED)
             note = f"pruned after epoch {pruned['epoch']} ({metric} {pruned['value']:.4f})"
-            record_outcome(job_dir, metric, "pruned", note)
+            record_outcome(job_dir, metric, self.direction, "pruned", note)
         else:
             study.tell(trial, value)
         return None
