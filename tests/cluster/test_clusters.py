@@ -210,21 +210,6 @@ def test_requeued_slurm_job_resumes_in_its_folder(mnist_dir: Path, tmp_path: Pat
     assert len(steps) == 3 and steps == sorted(set(steps))
 
 
-def test_sigterm_that_reaches_one_rank_stops_every_rank_after_the_same_step(
-    mnist_dir: Path, tmp_path: Path
-):
-    # A signal reaches the ranks at different moments (SLURM signals every task at once, each
-    # notes it where it happens to be; a person kills one process): a rank that stopped on its
-    # own would leave the others waiting for it in the next step's collective.
-    args = [*ddp_args(mnist_dir, tmp_path), "dataset.batch_size=2", "trainer.max_epochs=3"]
-    tasks = srun(args, tmp_path)
-    first_checkpoint(tmp_path, tasks)
-    tasks[1].send_signal(signal.SIGTERM)
-    assert finish(tasks, timeout=120) == [128 + signal.SIGTERM] * 2, logs(tmp_path)[-3000:]
-    assert "lost contact" not in logs(tmp_path)
-    assert "stopped in epoch 2" in logs(tmp_path)
-
-
 @pytest.mark.parametrize(
     ("launch", "expected"),
     [

@@ -12,13 +12,11 @@ import logging
 import os
 import signal
 import subprocess
-import time
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
 import lightning as L
-import torch
 import torch.distributed as dist
 from lightning.fabric.plugins.environments import (
     ClusterEnvironment,
@@ -159,24 +157,16 @@ class SignalsWithoutCollectives(Callback):
     Lightning's SIGTERM handler broadcasts from inside the handler, and its SLURM handler
     (SIGUSR1) saves a checkpoint there; a signal arrives while a rank is anywhere, such as in a
     gradient all-reduce, so that collective meets another and every rank hangs until the DDP
-    timeout (2 of 3 requeues hung here; Lightning #20806, #21406).
+    timeout (2 of 3 requeues hung here; Lightning #20806, #21406). Rank 0's stop reaches the
+    other ranks anyway, through the broadcast Lightning makes at every training step.
 
-    These handlers only note the signal. SLURM's warning before the time limit (``sbatch
-    --signal=USR1@90``): rank 0 asks SLURM to requeue the job; SLURM then sends SIGTERM, and the
-    requeued job resumes in the same folder from the checkpoint of the last finished epoch.
-    SIGTERM: no rank stops on its own note, as Lightning's loops would: the signal reaches each
-    rank at its own moment, one notes it just before Lightning's check at the end of a step and
-    stops, another just after and waits for it in the next step's collective until the
-    connection drops (a requeue of the full test run ended so; a SIGTERM to rank 1 alone
-    did so). The ranks agree instead, in one all-reduce after a training step, whether any of them
-    noted it, and all stop after that step. The all-reduce is made every ``AGREE_EVERY_S`` or so,
-    at a step every rank counts alike (rank 0 measures the steps' pace and sends the next
-    interval with the notes): after every step it made 2-rank CPU epochs 30-47% longer.
-    Lightning registers its handlers once fit has begun, so these replace them when training
-    starts, and Lightning's teardown puts the original handlers back.
+    These handlers only note the signal. SIGTERM: the run stops at the next step, as Lightning
+    stops it. SLURM's warning before the time limit (``sbatch --signal=USR1@90``): rank 0 asks
+    SLURM to requeue the job; SLURM then sends SIGTERM, and the requeued job resumes in the same
+    folder from the checkpoint of the last finished epoch. Lightning registers its handlers once
+    fit has begun, so these replace them when training starts, and Lightning's teardown puts the
+    original handlers back.
     """
-
-    AGREE_EVERY_S = 0.2
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Single-device strategies have no cluster environment: Lightning's connector knows it.
@@ -184,44 +174,16 @@ class SignalsWithoutCollectives(Callback):
         if isinstance(environment, SLURMEnvironment) and environment.auto_requeue:
             signum = environment.requeue_signal or signal.SIGUSR1
             signal.signal(signum, functools.partial(_requeue, trainer.global_rank))
-        if trainer.world_size > 1:  # the state the agreements below read, new for every fit
-            self._sigterm_noted = False
-            self._interval = self._steps_to_agreement = 1
-            self._last_agreement = time.monotonic()
-            signal.signal(signal.SIGTERM, functools.partial(self._note_sigterm, trainer))
+        if trainer.world_size > 1:
+            signal.signal(signal.SIGTERM, functools.partial(_note_sigterm, trainer))
 
-    def on_train_batch_end(self, trainer: L.Trainer, *_: object) -> None:
-        if trainer.world_size == 1:
-            return
-        self._steps_to_agreement -= 1
-        if self._steps_to_agreement > 0:
-            return
-        agreement = torch.tensor(
-            [int(self._sigterm_noted), self._next_interval(trainer)],
-            device=trainer.strategy.root_device,
-        )
-        dist.all_reduce(agreement, op=dist.ReduceOp.MAX)
-        noted, self._interval = agreement.tolist()
-        self._steps_to_agreement = self._interval
-        if noted:
-            trainer._signal_connector.received_sigterm = True  # Lightning's flag: its loops stop
 
-    def _next_interval(self, trainer: L.Trainer) -> int:
-        """Rank 0's count of steps to the next agreement (0 from the others: the maximum wins)."""
-        if trainer.global_rank != 0:
-            return 0
-        now, since = time.monotonic(), self._last_agreement
-        self._last_agreement = now
-        return max(1, int(self.AGREE_EVERY_S * self._interval / max(now - since, 1e-9)))
-
-    def _note_sigterm(self, trainer: L.Trainer, signum: int, _: FrameType | None) -> None:
-        log.info(
-            "[rank %d] Received SIGTERM: the run stops shortly, all ranks after the same step",
-            trainer.global_rank,
-        )
-        if not self._sigterm_noted and trainer.strategy.launcher is not None:
-            trainer.strategy.launcher.kill(signum)  # the ranks Lightning started, as Lightning does
-        self._sigterm_noted = True
+def _note_sigterm(trainer: L.Trainer, signum: int, _: FrameType | None) -> None:
+    log.info("[rank %d] Received SIGTERM: the run stops after this step", trainer.global_rank)
+    connector = trainer._signal_connector  # Lightning's own flag, read by its loops
+    if not connector.received_sigterm and trainer.strategy.launcher is not None:
+        trainer.strategy.launcher.kill(signum)  # the ranks Lightning started, as Lightning does
+    connector.received_sigterm = True
 
 
 def _requeue(rank: int, signum: int, _: FrameType | None) -> None:
