@@ -24,8 +24,8 @@ from sklearn.datasets import load_digits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests/ helpers
 
-from tests.digit_pictures import STYLES, save  # noqa: E402
-from tests.trained.test_pictures import accuracy, predictions, read_idx  # noqa: E402
+from tests.helpers.digit_pictures import STYLES, accuracy, predictions, save  # noqa: E402
+from tests.helpers.mnist_files import read_idx  # noqa: E402
 
 
 def scikit_learn_digits(limit: int) -> list[tuple[np.ndarray, int]]:

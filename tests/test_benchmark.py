@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REAL_DATA
+from tests.helpers.runs import REAL_DATA
 
 REPO = Path(__file__).resolve().parents[1]
 

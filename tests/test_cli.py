@@ -9,54 +9,37 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REAL_DATA
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def train(*overrides: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300):
-    return subprocess.run(
-        [sys.executable, "-m", "ch12_lightning.train", *overrides],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def quick(mnist_dir: Path, tmp_path: Path) -> list[str]:
-    return [
-        f"paths.data_dir={mnist_dir}",
-        f"paths.cache_dir={tmp_path / 'cache'}",
-        "dataset.val_size=100",
-        "trainer.max_epochs=1",
-    ]
-
-
-def run_folders(cwd: Path, task: str = "train", kind: str = "runs") -> list[Path]:
-    return sorted((cwd / "outputs" / task / kind).iterdir())
+from ch12_lightning import api
+from tests.helpers.runs import REAL_DATA, REPO, quick, run_folders, train, train_here
 
 
 def test_run_folder_holds_config_logs_checkpoints_metrics(mnist_dir: Path, tmp_path: Path):
-    for _ in range(2):
-        result = train(*quick(mnist_dir, tmp_path), cwd=tmp_path)
-        assert result.returncode == 0, result.stderr[-3000:]
-    first, second = run_folders(tmp_path)  # two runs, two folders, even within one second
-    assert first.name[:10].count("-") == 2 and len(first.name.split("_")[1].split("-")) == 4
+    result = train(*quick(mnist_dir, tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (folder,) = run_folders(tmp_path)
+    assert folder.name[:10].count("-") == 2 and len(folder.name.split("_")[1].split("-")) == 4
     for name in (
         ".hydra/config.yaml",
         "config_resolved.yaml",
         "metrics.json",
         "checkpoints/last.ckpt",
     ):
-        assert (second / name).is_file(), name
-    assert list((second / "tensorboard").glob("events.out.tfevents.*"))
-    metrics = json.loads((second / "metrics.json").read_text())["metrics"]
+        assert (folder / name).is_file(), name
+    assert list((folder / "tensorboard").glob("events.out.tfevents.*"))
+    metrics = json.loads((folder / "metrics.json").read_text())["metrics"]
     assert 0.0 <= metrics["test/acc"] <= 1.0
     # A log file gets whole lines, one per epoch, not carriage-return redraws.
     assert "\r" not in result.stdout + result.stderr
     assert "epoch 1/1" in result.stdout + result.stderr
+
+
+def test_two_runs_started_within_one_second_get_two_folders(tmp_path: Path):
+    """Run folders are named to the microsecond (Hydra's default, to the second, would put
+    both runs into one folder)."""
+    first, second = (Path(api.compose([f"paths.root_dir={tmp_path}"]).paths.output_dir)
+                     for _ in range(2))  # fmt: skip
+    assert first.parent == second.parent == tmp_path / "outputs" / "train" / "runs"
+    assert first.name != second.name and first.name.rsplit("-", 1)[1].isdigit()
 
 
 def test_missing_data_stops_before_training(tmp_path: Path):
@@ -72,15 +55,14 @@ def test_missing_data_stops_before_training(tmp_path: Path):
     assert "epoch 1/" not in result.stdout + result.stderr
 
 
-def test_data_dir_from_environment(mnist_dir: Path, tmp_path: Path):
-    result = train(
-        f"paths.cache_dir={tmp_path / 'cache'}",
-        "dataset.val_size=100",
-        "trainer.max_epochs=1",
-        cwd=tmp_path,
-        env={"CH12_DATA_DIR": str(mnist_dir)},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_data_dir_from_environment(
+    mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("CH12_DATA_DIR", str(mnist_dir))
+    cache = f"paths.cache_dir={tmp_path / 'cache'}"
+    folder = train_here(cache, "dataset.val_size=100", "trainer.max_epochs=1", cwd=tmp_path)
+    assert f"data_dir: {mnist_dir}\n" in (folder / "config_resolved.yaml").read_text()
+    assert (folder / "metrics.json").is_file()
 
 
 @pytest.mark.slow

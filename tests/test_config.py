@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from ch12_lightning import config_dir
-from tests.conftest import compose_config
+from tests.helpers.runs import compose_config
 
 GROUPS = {
     group.name: sorted(p.stem for p in group.glob("*.yaml"))

@@ -14,7 +14,7 @@ from PIL import Image
 
 from ch12_lightning import api
 from ch12_lightning.errors import ConfigError
-from tests.test_cli import REPO, quick, train
+from tests.helpers.runs import REPO, quick, train
 
 FRESH_PROCESS = """
 import json, os, sys, torch

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from tests.test_cli import quick, run_folders, train
+from tests.helpers.runs import quick, run_folders, train
 
 EPOCHS = 2
 PER_EPOCH = ["train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best"]

@@ -20,7 +20,7 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from ch12_lightning.callbacks.publish import DISPLAY_WIDTH
 from ch12_lightning.run.pipeline import run
 from ch12_lightning.sweeps.names import job_folder
-from tests.conftest import compose_config
+from tests.helpers.runs import compose_config
 
 STEPS_PER_EPOCH = 16  # 500 training samples of the generated MNIST in batches of 32
 

@@ -18,9 +18,9 @@ from ch12_lightning.data.mnist import MNISTDataModule, MNISTFormatError
 from ch12_lightning.data.picture_cache import CorruptImageError
 from ch12_lightning.errors import ConfigError, InputError, MissingDataError
 from ch12_lightning.run.pipeline import SweepStrategyError, run
-from tests.celeba_tree import make_celeba
-from tests.conftest import compose_config, with_output_dir, write_idx
-from tests.test_cli import quick, train
+from tests.helpers.celeba_tree import make_celeba
+from tests.helpers.mnist_files import write_idx
+from tests.helpers.runs import compose_config, quick, train, with_output_dir
 
 ACTIVATIONS = "must be one of elu, gelu, leaky_relu, relu, sigmoid, silu, tanh"
 SIZES = "must be a non-empty list of positive integers, e.g. [32,16]"

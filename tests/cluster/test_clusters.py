@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,26 +14,13 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.sweeps.test_sweeps import PRUNE_AT_SECOND, optuna_search, study_of
-from tests.test_cli import quick, run_folders
+from tests.helpers.clusters import clean_env
+from tests.helpers.runs import free_port, quick, run_folders
+from tests.helpers.searches import PRUNE_AT_SECOND, optuna_search, study_of
 
 pytestmark = pytest.mark.slow
 
 TRAIN = ["-m", "ch12_lightning.train"]
-LAUNCHER_VARIABLES = ("SLURM_", "TORCHELASTIC_", "MASTER_", "RANK", "LOCAL_RANK", "WORLD_SIZE",
-                      "NODE_RANK", "GROUP_RANK", "LOCAL_WORLD_SIZE")  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This test process's environment without any launcher's variables, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(LAUNCHER_VARIABLES)}
-    return {**env, **extra}
 
 
 def start(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:

@@ -4,7 +4,7 @@ the launchers' variables are set in this process; tests/test_clusters.py starts 
 import pytest
 
 from ch12_lightning.cluster.launch import is_rank_zero, process_count_mismatch, run_name
-from tests.cluster.test_clusters import LAUNCHER_VARIABLES
+from tests.helpers.clusters import LAUNCHER_VARIABLES
 
 STAMP = "2026-12-02_10-00-00-000000"
 SRUN = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train", "SLURM_NTASKS": "2",

@@ -18,7 +18,7 @@ import torch
 from ch12_lightning.data.celeba import CelebADataModule
 from ch12_lightning.data.mnist import MNISTDataModule
 from ch12_lightning.errors import MissingDataError
-from tests.celeba_tree import make_celeba
+from tests.helpers.celeba_tree import make_celeba
 
 
 @pytest.fixture(scope="module")

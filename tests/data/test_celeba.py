@@ -18,8 +18,8 @@ from ch12_lightning.data.picture_cache import CorruptImageError
 from ch12_lightning.data.picture_decode import file_pixels, picture_pixels
 from ch12_lightning.data.room import NoRoomError
 from ch12_lightning.errors import ConfigError
-from tests.celeba_tree import ATTRIBUTES, make_celeba
-from tests.conftest import REAL_DATA
+from tests.helpers.celeba_tree import ATTRIBUTES, make_celeba
+from tests.helpers.runs import REAL_DATA
 
 
 @pytest.fixture(scope="module")

@@ -17,30 +17,8 @@ from ch12_lightning.data.picture_decode import open_picture
 from ch12_lightning.data.room import NoRoomError
 from ch12_lightning.errors import ConfigError
 from ch12_lightning.trained.predict import image_format
-from tests.test_cli import run_folders, train
-
-EXTENSIONS = (".jpg", ".PNG", ".jpeg", ".Png", ".bmp", ".TIFF", ".webp")
-
-
-def picture(right: bool, rng: np.random.Generator, size: tuple[int, int] = (40, 30)) -> Image.Image:
-    """Noise with a bright patch in the left or the right half: learnable from the pixels."""
-    width, height = size
-    pixels = rng.integers(0, 70, (height, width, 3), dtype=np.uint8)
-    left = width // 2 + 2 if right else 2
-    pixels[height // 4 : 3 * height // 4, left : left + width // 2 - 4] += 150
-    return Image.fromarray(pixels)
-
-
-def make_folder(root: Path, counts: dict[str, int], seed: int = 0) -> Path:
-    """``root/<class>/...``: the classes' pictures in mixed formats and extension cases, every
-    fourth one a level deeper; the first class's patch on the left, the others' on the right."""
-    rng = np.random.default_rng(seed)
-    for c, (name, count) in enumerate(counts.items()):
-        for i in range(count):
-            folder = root / name / ("more" if i % 4 == 3 else "")
-            folder.mkdir(parents=True, exist_ok=True)
-            picture(c > 0, rng).save(folder / f"p{i:03d}{EXTENSIONS[i % len(EXTENSIONS)]}")
-    return root
+from tests.helpers.picture_folders import make_folder, picture
+from tests.helpers.runs import run_folders, train
 
 
 def with_strays(root: Path) -> Path:

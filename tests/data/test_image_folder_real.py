@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import REAL_DATA
-from tests.test_cli import train
-from tests.trained.test_pictures import read_idx
+from tests.helpers.mnist_files import read_idx
+from tests.helpers.runs import REAL_DATA, train
 
 pytestmark = [
     pytest.mark.slow,

@@ -9,7 +9,7 @@ from torchvision.datasets import MNIST
 
 from ch12_lightning.data.mnist import MissingDataError, MNISTDataModule
 from ch12_lightning.data.tensor_batches import TensorBatches, batch_loader
-from tests.conftest import REAL_DATA
+from tests.helpers.runs import REAL_DATA
 
 
 def _snapshot(folder: Path) -> dict[str, int]:

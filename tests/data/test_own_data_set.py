@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import run_folders, train
+from tests.helpers.runs import run_folders, train
 
 OWN_DATA = '''"""Pictures of one's own: a bright patch in the left or the right half."""
 import torch

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.celeba_tree import make_celeba
-from tests.conftest import REAL_DATA
-from tests.data.test_image_folder import make_folder
+from tests.helpers.celeba_tree import make_celeba
+from tests.helpers.picture_folders import make_folder
+from tests.helpers.runs import REAL_DATA
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO.parent / "shared" / "tools" / "as-user-machine"

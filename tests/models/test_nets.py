@@ -17,10 +17,16 @@ from ch12_lightning.models.nets.cnn import CNN
 from ch12_lightning.models.nets.mlp import MLP
 from ch12_lightning.trained.evaluate import evaluate
 from ch12_lightning.trained.export import METADATA, export_run
-from tests.conftest import REAL_DATA, compose_config
-from tests.test_cli import quick, run_folders, train
-from tests.trained.test_eval_predict import _config
-from tests.trained.test_pictures import accuracy, predictions, read_idx
+from tests.helpers.digit_pictures import accuracy, predictions
+from tests.helpers.mnist_files import read_idx
+from tests.helpers.runs import (
+    REAL_DATA,
+    compose_config,
+    quick,
+    run_folders,
+    train,
+    trained_run_config,
+)
 
 
 def test_mlp_flattens_any_input():
@@ -167,7 +173,7 @@ def test_the_cnn_on_real_mnist(tmp_path: Path):
     (run,) = run_folders(tmp_path)
     written = json.loads((run / "metrics.json").read_text())
     assert written["metrics"]["test/acc"] >= 0.985
-    evaluated = evaluate(_config("eval", tmp_path / "eval", f"ckpt_path={run}", *where))
+    evaluated = evaluate(trained_run_config("eval", tmp_path / "eval", f"ckpt_path={run}", *where))
     assert evaluated["test/acc"] == pytest.approx(written["metrics"]["test/acc"], abs=1e-6)
     raw = Path(REAL_DATA) / "MNIST" / "raw"
     images, labels = (
@@ -181,7 +187,8 @@ def test_the_cnn_on_real_mnist(tmp_path: Path):
         truth[f"{i:03d}.png"] = int(labels[i])
     assert accuracy(predictions(run, digits, tmp_path), truth) >= 0.97
     output = tmp_path / "cnn.pt2"
-    export_run(_config("export", tmp_path / "export", f"ckpt_path={run}", f"output={output}"))
+    export = [f"ckpt_path={run}", f"output={output}"]
+    export_run(trained_run_config("export", tmp_path / "export", *export))
     extra = {METADATA: ""}
     torch.export.load(output, extra_files=extra)
     assert json.loads(extra[METADATA])["input_shape"] == ["batch", 1, 28, 28]

@@ -10,9 +10,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.celeba_tree import make_celeba
-from tests.conftest import REAL_DATA, make_mnist
-from tests.test_cli import REPO
+from tests.helpers.celeba_tree import make_celeba
+from tests.helpers.mnist_files import make_mnist
+from tests.helpers.runs import REAL_DATA, REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 EPOCHS = "2"  # the notebooks' own runs shortened: what is checked is that every cell runs

@@ -9,7 +9,7 @@ import torch
 
 from ch12_lightning.errors import ConfigError
 from ch12_lightning.run.pipeline import run
-from tests.conftest import compose_config
+from tests.helpers.runs import compose_config
 
 BOOK_WEIGHT, BOOK_BIAS = 2.6496, 4.8771  # the book's learned parameters after 200 epochs
 

@@ -11,8 +11,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from ch12_lightning.callbacks.pictures import COLUMNS, TILE
 from ch12_lightning.callbacks.publish import DISPLAY_WIDTH
 from ch12_lightning.run.pipeline import run
-from tests.celeba_tree import make_celeba
-from tests.conftest import REAL_DATA, compose_config, with_output_dir
+from tests.helpers.celeba_tree import make_celeba
+from tests.helpers.runs import REAL_DATA, compose_config, with_output_dir
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,7 @@ from ch12_lightning.run.build import build
 from ch12_lightning.run.disk import full_disk_explained
 from ch12_lightning.run.pipeline import run
 from ch12_lightning.run.resume import resume_checkpoint
-from tests.conftest import compose_config
-from tests.test_cli import quick, run_folders, train
+from tests.helpers.runs import compose_config, quick, run_folders, train
 
 
 def _val_acc_steps(run_folder: Path) -> list[int]:

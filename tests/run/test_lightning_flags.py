@@ -22,9 +22,8 @@ from ch12_lightning.data.toy_regression import ToyRegressionDataModule
 from ch12_lightning.models.nets.mlp import MLP
 from ch12_lightning.run.build import build
 from ch12_lightning.run.pipeline import run
-from tests.celeba_tree import make_celeba
-from tests.conftest import compose_config
-from tests.test_cli import train
+from tests.helpers.celeba_tree import make_celeba
+from tests.helpers.runs import compose_config, train
 
 STEPS_PER_EPOCH = 16
 

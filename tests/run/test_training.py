@@ -13,7 +13,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from ch12_lightning.models.classifier import Classifier
 from ch12_lightning.run.build import build
 from ch12_lightning.run.pipeline import run
-from tests.conftest import compose_config, with_output_dir
+from tests.helpers.runs import compose_config, with_output_dir
 
 METRICS = (
     "train/loss",

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from ch12_lightning.sweeps.study_storage import (
     refuse_old_schema,
     study_database,
 )
+from tests.helpers.runs import free_port
 
 OPTUNA_2_10 = Path(__file__).parent / "data" / "optuna-2.10.db"  # 4 trials of mnist_optuna
 
@@ -133,12 +133,6 @@ def test_the_command_refuses_an_optuna_2_study_with_the_message_alone(tmp_path: 
     assert "optuna storage upgrade --storage sqlite:///" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     assert sha256(database) == before
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def get(url: str) -> dict:

@@ -12,7 +12,8 @@ import torch
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from tests.test_cli import quick, run_folders, train
+from tests.helpers.runs import quick, run_folders, train
+from tests.helpers.searches import PRUNE_AT_SECOND, optuna_search, study_of
 
 pytestmark = pytest.mark.slow
 
@@ -72,20 +73,7 @@ def test_joblib_launcher_runs_jobs_in_parallel(mnist_dir: Path, tmp_path: Path):
     assert {row["status"] for row in rows} == {"completed"}
 
 
-def optuna_search(mnist_dir: Path, tmp_path: Path, trials: int) -> list[str]:
-    return ["hparams_search=mnist_optuna", f"hydra.sweeper.n_trials={trials}",
-            *quick(mnist_dir, tmp_path)]  # fmt: skip
-
-
-def study_of(sweep: Path) -> optuna.Study:
-    return optuna.load_study(study_name="mnist_optuna", storage=f"sqlite:///{sweep}/optuna.db")
-
-
 SUMMARY_STATUS = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned"}
-# Prunes every trial at its second validation: what pruning does, without depending on chance.
-PRUNE_AT_SECOND = (
-    "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:2,n_warmup_steps:1}"
-)
 
 
 def test_optuna_study_is_stored_and_resumed_by_the_same_command(mnist_dir: Path, tmp_path: Path):

@@ -15,8 +15,8 @@ from ch12_lightning.trained.evaluate import evaluate
 from ch12_lightning.trained.export import export_run
 from ch12_lightning.trained.load import load_run
 from ch12_lightning.trained.predict import predict_files
-from tests.test_cli import quick, train
-from tests.trained.test_eval_predict import _config, _digit
+from tests.helpers.mnist_files import digit
+from tests.helpers.runs import quick, train, trained_run_config
 
 EARLIER = Path(__file__).parent / "earlier_runs"
 
@@ -34,10 +34,10 @@ def test_an_earlier_mnist_run_evaluates_as_it_tested(mnist_dir: Path, tmp_path: 
     # The run was trained on the generated MNIST of tests/conftest.py: the same test split.
     folder = earlier_run("mnist_mlp", tmp_path)
     where = [f"paths.data_dir={mnist_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
-    metrics = evaluate(_config("eval", tmp_path / "eval", f"ckpt_path={folder}", *where))
+    metrics = evaluate(trained_run_config("eval", tmp_path / "eval", f"ckpt_path={folder}", *where))
     for name in ("test/acc", "test/loss", "test/acc_2"):
         assert metrics[name] == pytest.approx(written_metrics(folder)[name], abs=1e-6), name
-    run = load_run(_config("eval", tmp_path / "load", f"ckpt_path={folder}", *where))
+    run = load_run(trained_run_config("eval", tmp_path / "load", f"ckpt_path={folder}", *where))
     rebuilt = run.model(run.datamodule())
     assert rebuilt.hparams.net == {
         "_target_": "ch12_lightning.models.nets.mlp.MLP",
@@ -51,16 +51,17 @@ def test_an_earlier_mnist_run_evaluates_as_it_tested(mnist_dir: Path, tmp_path: 
 def test_an_earlier_mnist_run_predicts_and_exports(tmp_path: Path):
     folder = earlier_run("mnist_mlp", tmp_path)
     picture = tmp_path / "three.png"
-    Image.fromarray(_digit(3)).save(picture)
+    Image.fromarray(digit(3)).save(picture)
     overrides = [f"ckpt_path={folder}", f"inputs=[{picture}]", "output_csv=null"]
-    (predicted,) = predict_files(_config("predict", tmp_path / "predict", *overrides))
+    (predicted,) = predict_files(trained_run_config("predict", tmp_path / "predict", *overrides))
     assert predicted.class_name in [str(k) for k in range(10)]
     output = tmp_path / "model.pt2"
-    export_run(_config("export", tmp_path / "export", f"ckpt_path={folder}", f"output={output}"))
+    export = [f"ckpt_path={folder}", f"output={output}"]
+    export_run(trained_run_config("export", tmp_path / "export", *export))
     exported = torch.export.load(output).module()
-    digit = torch.from_numpy(np.asarray(Image.open(picture), dtype=np.float32) / 255)
+    pixels = torch.from_numpy(np.asarray(Image.open(picture), dtype=np.float32) / 255)
     with torch.inference_mode():
-        logits = exported(((digit - 0.1307) / 0.3081)[None, None])
+        logits = exported(((pixels - 0.1307) / 0.3081)[None, None])
     assert logits.shape == (1, 10)
 
 
@@ -76,5 +77,5 @@ def test_an_earlier_checkpoint_resumes_training(mnist_dir: Path, tmp_path: Path)
 
 def test_an_earlier_regression_run_evaluates_as_it_tested(tmp_path: Path):
     folder = earlier_run("toy_regression", tmp_path)
-    metrics = evaluate(_config("eval", tmp_path / "eval", f"ckpt_path={folder}"))
+    metrics = evaluate(trained_run_config("eval", tmp_path / "eval", f"ckpt_path={folder}"))
     assert metrics["test/loss"] == pytest.approx(written_metrics(folder)["test/loss"], rel=1e-6)

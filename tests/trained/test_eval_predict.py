@@ -1,4 +1,4 @@
-"""Evaluate, predict and export a trained run: through the command line as a user would, and
+"""Evaluate, predict and export a mnist_run run: through the command line as a user would, and
 in-process where only the library's answer matters (bad input, a CelebA run)."""
 
 import csv
@@ -12,13 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.datasets import MNIST
 
-from ch12_lightning import config_dir
 from ch12_lightning.data.mnist import MNISTDataModule
 from ch12_lightning.data.picture_cache import picture_transform
 from ch12_lightning.errors import ConfigError, InputError
@@ -26,19 +23,9 @@ from ch12_lightning.models.classifier import Classifier
 from ch12_lightning.trained.evaluate import evaluate
 from ch12_lightning.trained.export import export_model, export_run
 from ch12_lightning.trained.predict import predict_files
-from tests.celeba_tree import make_celeba
-from tests.test_cli import quick, run_folders, train
-
-
-def command(module: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``python -m ch12_lightning.<module> overrides...`` in ``cwd``."""
-    return subprocess.run(
-        [sys.executable, "-m", f"ch12_lightning.{module}", *overrides],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from tests.helpers.celeba_tree import make_celeba
+from tests.helpers.mnist_files import digit
+from tests.helpers.runs import command, quick, run_folders, train_here, trained_run_config
 
 
 def written(cwd: Path, task: str, name: str) -> Path:
@@ -47,25 +34,15 @@ def written(cwd: Path, task: str, name: str) -> Path:
     return folder / name
 
 
-@pytest.fixture(scope="module")
-def trained(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder of a one-epoch MNIST run trained with the real command line."""
-    cwd = tmp_path_factory.mktemp("trained")
-    result = train(*quick(mnist_dir, cwd), cwd=cwd)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (folder,) = run_folders(cwd)
-    return folder
-
-
 def run_metrics(folder: Path) -> dict:
     return json.loads((folder / "metrics.json").read_text())
 
 
-def test_eval_gives_the_runs_own_test_metrics(trained: Path, tmp_path: Path):
-    result = command("eval", f"ckpt_path={trained}", cwd=tmp_path)
+def test_eval_gives_the_runs_own_test_metrics(mnist_run: Path, tmp_path: Path):
+    result = command("eval", f"ckpt_path={mnist_run}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test/acc" in result.stdout
-    own = run_metrics(trained)
+    own = run_metrics(mnist_run)
     evaluated = json.loads(written(tmp_path, "eval", "metrics.json").read_text())
     assert evaluated["checkpoint"] == own["checkpoint"]  # the run's best checkpoint
     assert evaluated["split"] == "test"
@@ -78,29 +55,26 @@ def test_eval_gives_the_runs_own_test_metrics(trained: Path, tmp_path: Path):
     # The same checkpoint on the same split draws the same pictures as the training run did.
     for picture in ("confusion_matrix_test.png", "misclassified.png"):
         drawn = np.asarray(Image.open(written(tmp_path, "eval", picture)))
-        assert np.array_equal(drawn, np.asarray(Image.open(trained / picture))), picture
+        assert np.array_equal(drawn, np.asarray(Image.open(mnist_run / picture))), picture
     assert {"test/confusion_matrix", "test/misclassified"} <= set(events.Tags()["images"])
 
 
-def test_eval_on_validation_with_overrides(trained: Path, mnist_dir: Path, tmp_path: Path):
+def test_eval_on_validation_with_overrides(mnist_run: Path, mnist_dir: Path, tmp_path: Path):
+    """In this process (the command line's eval is the test above)."""
     copy = shutil.copytree(mnist_dir, tmp_path / "copy")
-    result = command(
-        "eval",
-        f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
-        "split=val",
-        "dataset.batch_size=7",
-        f"paths.data_dir={copy}",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    own = run_metrics(trained)["metrics"]  # one epoch: the last checkpoint is the best
-    evaluated = json.loads(written(tmp_path, "eval", "metrics.json").read_text())["metrics"]
+    last = f"ckpt_path={mnist_run / 'checkpoints' / 'last.ckpt'}"
+    overrides = [last, "split=val", "dataset.batch_size=7", f"paths.data_dir={copy}"]
+    evaluate(trained_run_config("eval", tmp_path, *overrides))
+    # The last epoch's validation metrics are those the last checkpoint's weights gave.
+    own = run_metrics(mnist_run)["metrics"]
+    out = tmp_path / "out"
+    evaluated = json.loads((out / "metrics.json").read_text())["metrics"]
     for name in ("val/acc", "val/loss"):
         assert evaluated[name] == pytest.approx(own[name], abs=1e-6)
-    used = written(tmp_path, "eval", "config_resolved.yaml").read_text()
+    used = (out / "config_resolved.yaml").read_text()
     assert "batch_size: 7" in used and f"data_dir: {copy}\n" in used
-    assert written(tmp_path, "eval", "confusion_matrix_val.png").is_file()
-    events = EventAccumulator(str(written(tmp_path, "eval", "tensorboard")))
+    assert (out / "confusion_matrix_val.png").is_file()
+    events = EventAccumulator(str(out / "tensorboard"))
     events.Reload()
     assert events.Tags()["images"] == ["val/confusion_matrix"]
 
@@ -112,18 +86,13 @@ def test_bad_checkpoint_is_one_message(tmp_path: Path):
     assert "Traceback" not in result.stderr
 
 
-def _config(name: str, tmp_path: Path, *overrides: str) -> DictConfig:
-    """conf/<name>.yaml as the command line composes it, writing below tmp_path/out."""
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        return compose(name, overrides=[*overrides, f"paths.output_dir={tmp_path / 'out'}"])
+def _outside_a_run(mnist_run: Path, tmp_path: Path) -> str:
+    return str(shutil.copy(mnist_run / "checkpoints" / "last.ckpt", tmp_path / "loose.ckpt"))
 
 
-def _outside_a_run(trained: Path, tmp_path: Path) -> str:
-    return str(shutil.copy(trained / "checkpoints" / "last.ckpt", tmp_path / "loose.ckpt"))
-
-
-def _run_without_config(trained: Path, tmp_path: Path) -> str:
-    return str(shutil.copytree(trained, tmp_path / "copy", ignore=shutil.ignore_patterns(".hydra")))
+def _run_without_config(mnist_run: Path, tmp_path: Path) -> str:
+    without = shutil.ignore_patterns(".hydra")
+    return str(shutil.copytree(mnist_run, tmp_path / "copy", ignore=without))
 
 
 @pytest.mark.parametrize(
@@ -132,37 +101,30 @@ def _run_without_config(trained: Path, tmp_path: Path) -> str:
         (None, (), "ckpt_path=null is not valid: give a checkpoint"),
         (_outside_a_run, (), "is not valid: no run config found: the checkpoint is not in a"),
         (_run_without_config, (), "no run config found: the run folder"),
-        (lambda trained, _: str(trained), ("split=train",), "split=train is not valid"),
+        (lambda mnist_run, _: str(mnist_run), ("split=train",), "split=train is not valid"),
         (
-            lambda trained, _: str(trained),
+            lambda mnist_run, _: str(mnist_run),
             ("dataset.skip_corrupt=true",),
             "dataset.skip_corrupt=true is not valid: the run's dataset (MNISTDataModule) has no",
         ),
     ],
     ids=["no ckpt_path", "outside a run", "no run config", "unknown split", "unknown key"],
 )
-def test_bad_input_to_eval_is_refused(make, extra, message: str, trained: Path, tmp_path: Path):
-    ckpt = [f"ckpt_path={make(trained, tmp_path)}"] if make else []
+def test_bad_input_to_eval_is_refused(make, extra, message: str, mnist_run: Path, tmp_path: Path):
+    ckpt = [f"ckpt_path={make(mnist_run, tmp_path)}"] if make else []
     with pytest.raises(ConfigError) as err:
-        evaluate(_config("eval", tmp_path, *ckpt, *extra))
+        evaluate(trained_run_config("eval", tmp_path, *ckpt, *extra))
     assert message in str(err.value)
     assert not (tmp_path / "out").exists()
 
 
-def _digit(label: int, seed: int = 0) -> np.ndarray:
-    """A 28x28 uint8 digit drawn like the generated MNIST (class k lights up row band k)."""
-    pixels = np.random.default_rng(seed).integers(0, 60, (28, 28)).astype(np.uint8)
-    pixels[2 * label + 4 : 2 * label + 6, 4:24] = 255
-    return pixels
-
-
-def _model(trained: Path) -> Classifier:
+def _model(mnist_run: Path) -> Classifier:
     """The model of the run's best checkpoint, which ``ckpt_path=<run folder>`` reads."""
-    best = run_metrics(trained)["checkpoint"]
+    best = run_metrics(mnist_run)["checkpoint"]
     return Classifier.load_from_checkpoint(best, weights_only=True).eval()
 
 
-def test_predict_any_image_mode_and_size(trained: Path, mnist_dir: Path, tmp_path: Path):
+def test_predict_any_image_mode_and_size(mnist_run: Path, mnist_dir: Path, tmp_path: Path):
     module = MNISTDataModule(str(mnist_dir), str(tmp_path / "cache"), val_size=100)
     module.prepare_data()
     module.setup("test")
@@ -173,12 +135,12 @@ def test_predict_any_image_mode_and_size(trained: Path, mnist_dir: Path, tmp_pat
     gray.convert("RGB").save(images / "rgb_28.png")
     gray.convert("RGBA").save(images / "rgba_28.png")  # JPEG cannot hold RGBA
     gray.convert("P").save(images / "palette_28.png")
-    Image.fromarray(_digit(3)).convert("RGB").resize((56, 56)).save(images / "rgb_56.png")
-    Image.fromarray(_digit(7)).resize((40, 33)).save(images / "gray_40x33.jpg", quality=95)
+    Image.fromarray(digit(3)).convert("RGB").resize((56, 56)).save(images / "rgb_56.png")
+    Image.fromarray(digit(7)).resize((40, 33)).save(images / "gray_40x33.jpg", quality=95)
     (images / "notes.txt").write_text("not an image: counted, not predicted")
     # preprocess=none: resized only, as these are already in MNIST's form (tests/test_pictures.py
     # covers the default, which brings any picture to that form).
-    result = command("predict", f"ckpt_path={trained}", f"inputs={images}", "output_csv=p.csv",
+    result = command("predict", f"ckpt_path={mnist_run}", f"inputs={images}", "output_csv=p.csv",
                      "preprocess=none", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 other files in the folders skipped, not pictures (notes.txt)" in result.stdout
@@ -199,7 +161,7 @@ def test_predict_any_image_mode_and_size(trained: Path, mnist_dir: Path, tmp_pat
     # The gray 28x28 digit is the run's own test tensor, bit for bit: the probability is the
     # softmax of the model's logits on what training fed it. Other modes of the same picture
     # give the same numbers.
-    model = _model(trained)
+    model = _model(mnist_run)
     with torch.inference_mode():
         expected = torch.softmax(model(module.splits["test"].inputs[:1]), dim=1)[0]
     for name in ("gray_28.png", "rgb_28.png", "rgba_28.png", "palette_28.png"):
@@ -208,7 +170,7 @@ def test_predict_any_image_mode_and_size(trained: Path, mnist_dir: Path, tmp_pat
 
 
 def test_predict_names_an_empty_folder_a_missing_file_and_a_broken_image(
-    trained: Path, tmp_path: Path
+    mnist_run: Path, tmp_path: Path
 ):
     empty, gone, broken = tmp_path / "empty", tmp_path / "gone.png", tmp_path / "broken.png"
     empty.mkdir()
@@ -218,7 +180,8 @@ def test_predict_names_an_empty_folder_a_missing_file_and_a_broken_image(
         (f"[{gone}]", f"inputs={gone} is not valid: no such file or folder"),
         (broken, "1 of 1 pictures could not be read (listed above); the others were predicted"),
     ):
-        config = _config("predict", tmp_path, f"ckpt_path={trained}", f"inputs={inputs}")
+        overrides = [f"ckpt_path={mnist_run}", f"inputs={inputs}"]
+        config = trained_run_config("predict", tmp_path, *overrides)
         with pytest.raises(InputError) as err:
             predict_files(config)
         assert message in str(err.value)
@@ -234,10 +197,10 @@ assert not [name for name in sys.modules if name.startswith(("ch12_lightning", "
 """
 
 
-def test_exported_model_runs_with_torch_alone(trained: Path, tmp_path: Path):
+def test_exported_model_runs_with_torch_alone(mnist_run: Path, tmp_path: Path):
+    """Exported in this process (tests/data/test_image_folder.py runs the export command)."""
     output = tmp_path / "model.pt2"
-    result = command("export", f"ckpt_path={trained}", f"output={output}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    export_run(trained_run_config("export", tmp_path, f"ckpt_path={mnist_run}", f"output={output}"))
     inputs = torch.randn(5, 1, 28, 28)  # another batch size than the export's example
     torch.save(inputs, tmp_path / "inputs.pt")
     alone = subprocess.run(
@@ -250,14 +213,14 @@ def test_exported_model_runs_with_torch_alone(trained: Path, tmp_path: Path):
     metadata = json.loads(alone.stdout)
     assert metadata["class_names"] == [str(k) for k in range(10)]
     assert metadata["input_shape"] == ["batch", 1, 28, 28]
-    best = run_metrics(trained)["checkpoint"]
+    best = run_metrics(mnist_run)["checkpoint"]
     model = Classifier.load_from_checkpoint(best, weights_only=True).eval()
     with torch.inference_mode():
         torch.testing.assert_close(torch.load(tmp_path / "out.pt"), model(inputs))
 
 
-def test_export_of_probabilities(trained: Path, tmp_path: Path):
-    model = _model(trained)
+def test_export_of_probabilities(mnist_run: Path, tmp_path: Path):
+    model = _model(mnist_run)
     export_model(model, (1, 28, 28), tmp_path / "p.pt2", returns="probabilities")
     inputs = torch.randn(4, 1, 28, 28)
     with torch.inference_mode():
@@ -267,10 +230,9 @@ def test_export_of_probabilities(trained: Path, tmp_path: Path):
 
 def test_celeba_run_evaluates_and_predicts(tmp_path: Path):
     """CelebA's own transform (size, channels, normalization of the run) prepares the pictures.
-    Trained with the command line (which writes the run's config); evaluated and predicted in
-    this process, which is quicker than two more commands."""
+    Trained, evaluated and predicted in this process."""
     make_celeba(tmp_path / "data" / "celeba")
-    result = train(
+    folder = train_here(
         "experiment=celeba_practice",
         f"paths.data_dir={tmp_path / 'data'}",
         f"paths.cache_dir={tmp_path / 'cache'}",
@@ -280,16 +242,14 @@ def test_celeba_run_evaluates_and_predicts(tmp_path: Path):
         "trainer.max_epochs=2",
         cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (folder,) = run_folders(tmp_path, task="celeba_practice")
     own = run_metrics(folder)
-    metrics = evaluate(_config("eval", tmp_path / "eval", f"ckpt_path={folder}"))
+    metrics = evaluate(trained_run_config("eval", tmp_path / "eval", f"ckpt_path={folder}"))
     for name in ("test/acc", "test/loss", "test/acc_male"):
         assert metrics[name] == pytest.approx(own["metrics"][name], abs=1e-6)
 
     picture = tmp_path / "data" / "celeba" / "img_align_celeba" / "000001.jpg"
     overrides = [f"ckpt_path={folder}", f"inputs=[{picture}]", "output_csv=null"]
-    (predicted,) = predict_files(_config("predict", tmp_path / "predict", *overrides))
+    (predicted,) = predict_files(trained_run_config("predict", tmp_path / "predict", *overrides))
     model = Classifier.load_from_checkpoint(own["checkpoint"], weights_only=True).eval()
     transform = picture_transform(image_size=32, grayscale=True, mean=0.5, std=0.5)
     with Image.open(picture) as image, torch.inference_mode():
@@ -300,31 +260,31 @@ def test_celeba_run_evaluates_and_predicts(tmp_path: Path):
 
 def test_a_cnn_run_evaluates_predicts_and_exports(mnist_dir: Path, tmp_path: Path):
     """The network is the checkpoint's own: eval, predict and export need no model settings."""
-    result = train(*quick(mnist_dir, tmp_path), "model=cnn", "model.channels=[4,8]", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (folder,) = run_folders(tmp_path)
+    cnn = ["model=cnn", "model.channels=[4,8]"]
+    folder = train_here(*quick(mnist_dir, tmp_path), *cnn, cwd=tmp_path)
     own = run_metrics(folder)
     assert own["metrics"]["test/acc"] > 0.5  # the generated digits are easy to tell apart
-    metrics = evaluate(_config("eval", tmp_path / "eval", f"ckpt_path={folder}"))
+    metrics = evaluate(trained_run_config("eval", tmp_path / "eval", f"ckpt_path={folder}"))
     for name in ("test/acc", "test/loss"):
         assert metrics[name] == pytest.approx(own["metrics"][name], abs=1e-6)
 
     model = Classifier.load_from_checkpoint(own["checkpoint"], weights_only=True).eval()
     assert model.hparams.net["_target_"] == "ch12_lightning.models.nets.cnn.CNN"
     picture = tmp_path / "five.png"
-    Image.fromarray(_digit(5)).save(picture)
+    Image.fromarray(digit(5)).save(picture)
     overrides = [f"ckpt_path={folder}", f"inputs=[{picture}]", "output_csv=null"]
     # preprocess=none: the generated digits are in MNIST's form already.
-    predict = _config("predict", tmp_path / "predict", *overrides, "preprocess=none")
+    predict = trained_run_config("predict", tmp_path / "predict", *overrides, "preprocess=none")
     (predicted,) = predict_files(predict)
-    digit = torch.from_numpy(_digit(5)).float().div(255).sub(0.1307).div(0.3081)
+    five = torch.from_numpy(digit(5)).float().div(255).sub(0.1307).div(0.3081)
     with torch.inference_mode():
-        probabilities = model.probabilities(model(digit[None, None]))[0]
+        probabilities = model.probabilities(model(five[None, None]))[0]
     assert predicted.class_name == str(int(probabilities.argmax()))
     assert predicted.probability == pytest.approx(float(probabilities.max()), abs=1e-6)
 
     output = tmp_path / "cnn.pt2"
-    export_run(_config("export", tmp_path / "export", f"ckpt_path={folder}", f"output={output}"))
+    export = [f"ckpt_path={folder}", f"output={output}"]
+    export_run(trained_run_config("export", tmp_path / "export", *export))
     inputs = torch.randn(3, 1, 28, 28)
     with torch.inference_mode():
         torch.testing.assert_close(torch.export.load(output).module()(inputs), model(inputs))

@@ -1,69 +1,34 @@
 """Predicting on pictures as people have them: decoding (EXIF, frames, 16-bit, transparency,
 damaged files) and MNIST's form, on digits rendered here and saved in the ways of real files."""
 
-import gzip
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from PIL import Image, ImageOps
 from sklearn.datasets import load_digits
 
-from ch12_lightning import config_dir
 from ch12_lightning.data.picture_decode import Picture, UnreadablePicture, open_picture
 from ch12_lightning.errors import ConfigError, InputError
 from ch12_lightning.trained.pictures import celeba_form, mnist_form
-from ch12_lightning.trained.predict import Prediction, predict_files
-from tests.conftest import REAL_DATA
-from tests.digit_pictures import STYLES, as_mnist, render, write_digit_set, write_pictures
-from tests.test_cli import run_folders, train
-
-
-@pytest.fixture(scope="module")
-def digit_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The run folder of an MLP trained (by the train command) on rendered digits."""
-    root = tmp_path_factory.mktemp("digit_reader")
-    write_digit_set(root / "data")
-    result = train(f"paths.data_dir={root / 'data'}", f"paths.cache_dir={root / 'cache'}",
-                   "dataset.val_size=200", "trainer.max_epochs=10", cwd=root)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    (folder,) = run_folders(root)
-    return folder
+from tests.helpers.digit_pictures import (
+    STYLES,
+    accuracy,
+    as_mnist,
+    predictions,
+    render,
+    write_pictures,
+)
+from tests.helpers.mnist_files import read_idx
+from tests.helpers.runs import REAL_DATA, run_folders, train
 
 
 @pytest.fixture(scope="module")
 def pictures(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, int]]]:
     folder = tmp_path_factory.mktemp("pictures")
     return folder, write_pictures(folder)
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An array from one of the original MNIST files (IDX format, gzip-compressed)."""
-    data = gzip.decompress(path.read_bytes())
-    shape = np.frombuffer(data, ">u4", count=data[3], offset=4)
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * data[3]).reshape(shape)
-
-
-def predictions(run: Path, inputs: Path, tmp_path: Path, *overrides: str) -> list[Prediction]:
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose(
-            "predict",
-            overrides=[
-                f"ckpt_path={run}",
-                f"inputs={inputs}",
-                f"paths.output_dir={tmp_path / 'out'}",
-                *overrides,
-            ],
-        )
-    return predict_files(cfg)  # fmt: skip
-
-
-def accuracy(found: list[Prediction], truth: dict[str, int]) -> float:
-    assert sorted(p.path.name for p in found) == sorted(truth)
-    return float(np.mean([int(p.class_name) == truth[p.path.name] for p in found]))
 
 
 def test_pictures_in_mnists_form_are_read_far_better(digit_reader, pictures, tmp_path, capsys):

@@ -13,7 +13,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ch12_lightning.data.picture_decode import Picture
 from ch12_lightning.trained.pictures import mnist_form
-from tests.conftest import write_mnist
+from ch12_lightning.trained.predict import Prediction, predict_files
+from tests.helpers.mnist_files import write_mnist
+from tests.helpers.runs import trained_run_config
 
 STYLES = ("mnist_like", "ink_on_paper", "photo_crop", "exif_rotated", "transparent", "16_bit")
 
@@ -104,3 +106,16 @@ def write_pictures(folder: Path, n: int = 100, seed: int = 1) -> dict[str, dict[
             for i, (pixels, label) in enumerate(zip(renderings, labels, strict=True))
         }
     return truth
+
+
+def predictions(run: Path, inputs: Path, tmp_path: Path, *overrides: str) -> list[Prediction]:
+    """What ``./ch12 predict ckpt_path=<run> inputs=<inputs>`` predicts, in this process."""
+    config = trained_run_config("predict", tmp_path, f"ckpt_path={run}", f"inputs={inputs}",
+                                *overrides)  # fmt: skip
+    return predict_files(config)
+
+
+def accuracy(found: list[Prediction], truth: dict[str, int]) -> float:
+    """The share of ``found`` whose class is the digit ``truth`` gives for its file name."""
+    assert sorted(p.path.name for p in found) == sorted(truth)
+    return float(np.mean([int(p.class_name) == truth[p.path.name] for p in found]))
