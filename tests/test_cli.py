@@ -42,6 +42,8 @@ def test_two_runs_started_within_one_second_get_two_folders(tmp_path: Path):
     assert first.name != second.name and first.name.rsplit("-", 1)[1].isdigit()
 
 
+# The message in this process: tests/data/test_mnist.py; printed alone: tests/checks/.
+@pytest.mark.slow
 def test_missing_data_stops_before_training(tmp_path: Path):
     result = train(
         f"paths.data_dir={tmp_path / 'empty'}",

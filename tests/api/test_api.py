@@ -33,13 +33,17 @@ def test_a_fresh_process_elsewhere_trains_the_book_recipe_and_reads_it_back(tmp_
                             capture_output=True, text=True, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
-    assert found["acc"] == pytest.approx(0.98)  # the book's figure
+    assert found["acc"] == pytest.approx(0.98)  # the book's figure, on its 50 test flowers
     assert found["cwd"] == str(tmp_path)  # never changed
     folder = Path(found["folder"])
     assert folder.parent == tmp_path / "outputs" / "iris_book" / "runs"
     for name in ("train.log", ".hydra/config.yaml", "config_resolved.yaml", "metrics.json"):
         assert (folder / name).is_file(), name  # the command line's run folder
     assert found["checkpoint"].startswith(str(folder / "checkpoints"))
+    assert json.loads((folder / "metrics.json").read_text())["metrics"]["test/samples"] == 50
+    state = torch.load(found["checkpoint"], weights_only=True)
+    assert state["hyper_parameters"]["class_names"] == ["setosa", "versicolor", "virginica"]
+    assert state["state_dict"]["net.1.weight"].shape == (16, 4)  # the book's 4-16-3 MLP
     assert set(found["classes"]) <= {"setosa", "versicolor", "virginica"}
     assert "Final metrics" in (folder / "train.log").read_text()
     assert "Final metrics" not in result.stderr + result.stdout  # the cell stays readable

@@ -181,12 +181,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("tensorboard")
 
 
-def test_tensorboard_serves_a_run(mnist_dir: Path, workdir: Path):
-    cwd = workdir / "run"
-    cwd.mkdir()
-    result = train(*quick(mnist_dir, workdir), f"trainer.max_epochs={EPOCHS}", cwd=cwd)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (folder,) = run_folders(cwd)
+def test_tensorboard_serves_a_run(mnist_run: Path):
+    folder = mnist_run  # alone in its parent folder, trained for EPOCHS epochs
     run = f"{folder.name}/tensorboard"
     with tensorboard(folder.parent, {run}, ["test/misclassified"]) as board:
         check_scalars(board, run, folder)

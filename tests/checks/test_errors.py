@@ -434,12 +434,19 @@ def test_cli_prints_the_message_alone(mnist_dir: Path, tmp_path: Path):
     assert "model.dropout=1.5 is not valid: must be in [0, 1)\n" in result.stderr
     assert "Traceback" not in result.stderr
     assert "Set the environment variable HYDRA_FULL_ERROR=1" in result.stderr
+
+
+@pytest.mark.slow  # a second command; the message alone is the fast tier's (above)
+def test_cli_prints_the_traceback_when_asked(mnist_dir: Path, tmp_path: Path):
     args = [*quick(mnist_dir, tmp_path), "model.dropout=1.5"]
     full = train(*args, cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
     assert full.returncode == 1 and "Traceback" in full.stderr
     assert "ch12_lightning.errors.ConfigError: model.dropout=1.5 is not valid" in full.stderr
 
 
+# The command line prints InputErrors as it prints ConfigErrors (above); the fast tier checks
+# the message of a damaged file in this process (test_damaged_mnist_file_is_named).
+@pytest.mark.slow
 def test_cli_names_a_damaged_data_file(mnist_dir: Path, tmp_path: Path):
     shutil.copytree(mnist_dir, tmp_path / "data")
     _labels_as_images(tmp_path / "data" / "MNIST" / "raw")

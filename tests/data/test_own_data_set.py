@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.runs import run_folders, train
+from tests.helpers.runs import train_here
 
 OWN_DATA = '''"""Pictures of one's own: a bright patch in the left or the right half."""
 import torch
@@ -42,15 +42,17 @@ size: 400
 
 
 @pytest.mark.parametrize("model", [["model=mlp"], ["model=cnn", "model.channels=[4]"]])
-def test_a_data_set_of_ones_own_is_one_module_and_one_config(model: list[str], tmp_path: Path):
+def test_a_data_set_of_ones_own_is_one_module_and_one_config(
+    model: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Outside the project: the module on the Python path, the config on Hydra's search path."""
     own = tmp_path / "own"
     (own / "conf" / "dataset").mkdir(parents=True)
     (own / "own_data.py").write_text(OWN_DATA)
     (own / "conf" / "dataset" / "halves.yaml").write_text(OWN_CONFIG)
-    result = train(f"hydra.searchpath=[file://{own / 'conf'}]", "dataset=halves", *model,
-                   "trainer.max_epochs=3", cwd=tmp_path, env={"PYTHONPATH": str(own)})  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    (folder,) = run_folders(tmp_path)
+    monkeypatch.syspath_prepend(str(own))
+    searchpath = f"hydra.searchpath=[file://{own / 'conf'}]"
+    folder = train_here(searchpath, "dataset=halves", *model, "trainer.max_epochs=3", cwd=tmp_path)
     metrics = json.loads((folder / "metrics.json").read_text())["metrics"]
     assert metrics["test/acc"] >= 0.9 and metrics["test/samples"] == 100
     assert {"test/acc_left", "test/acc_right"} <= set(metrics)  # its class names, everywhere

@@ -69,11 +69,17 @@ def train(
 
 
 def train_here(*overrides: str, cwd: Path) -> Path:
-    """In this process, the run ``train(*overrides, cwd=cwd)`` would make (the same config,
-    checks, pipeline and run folder below ``cwd/outputs``); its folder. Errors are raised."""
-    from ch12_lightning import api
+    """In this process, the run that ``train(*overrides, cwd=cwd)`` makes: the same Hydra job
+    (config, checks, pipeline, run folder below ``cwd/outputs`` with its log file), as
+    ``api.train`` runs it; the folder trained in (a resumed run's own). Errors are raised."""
+    from ch12_lightning.api.hydra_jobs import run_job
+    from ch12_lightning.run.pipeline import run
 
-    return api.train([f"paths.root_dir={cwd}", *overrides]).folder
+    def job(cfg: DictConfig) -> Path:
+        run(cfg)
+        return Path(cfg.paths.output_dir)
+
+    return run_job("train", [f"paths.root_dir={cwd}", *overrides], job)
 
 
 def run_folders(cwd: Path, task: str = "train", kind: str = "runs") -> list[Path]:

@@ -25,6 +25,7 @@ from tests.helpers.runs import (
     quick,
     run_folders,
     train,
+    train_here,
     trained_run_config,
 )
 
@@ -139,10 +140,8 @@ def test_a_network_of_ones_own_is_one_module_and_one_config(
     own_network: tuple[Path, str], mnist_dir: Path, tmp_path: Path
 ):
     own, searchpath = own_network
-    result = train(*quick(mnist_dir, tmp_path), searchpath, "model=tiny", "model.width=6",
-                   cwd=tmp_path, env={"PYTHONPATH": str(own)})  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    (folder,) = run_folders(tmp_path)
+    tiny = [searchpath, "model=tiny", "model.width=6"]
+    folder = train_here(*quick(mnist_dir, tmp_path), *tiny, cwd=tmp_path)
     written = json.loads((folder / "metrics.json").read_text())
     assert written["metrics"]["test/acc"] > 0.3  # it learned the generated digits
     # The checkpoint alone rebuilds the network, loading plain data only.

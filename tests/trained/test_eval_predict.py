@@ -79,6 +79,8 @@ def test_eval_on_validation_with_overrides(mnist_run: Path, mnist_dir: Path, tmp
     assert events.Tags()["images"] == ["val/confusion_matrix"]
 
 
+# In this process (fast tier): test_bad_input_to_eval_is_refused and tests/checks/.
+@pytest.mark.slow
 def test_bad_checkpoint_is_one_message(tmp_path: Path):
     result = command("eval", f"ckpt_path={tmp_path / 'missing.ckpt'}", cwd=tmp_path)
     assert result.returncode == 1
