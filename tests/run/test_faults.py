@@ -26,7 +26,7 @@ from ch12_lightning.run.build import build
 from ch12_lightning.run.disk import full_disk_explained
 from ch12_lightning.run.pipeline import run
 from ch12_lightning.run.resume import resume_checkpoint
-from tests.helpers.runs import compose_config, quick, run_folders, train
+from tests.helpers.runs import compose_config, quick, run_folders, train, train_here
 
 
 def _val_acc_steps(run_folder: Path) -> list[int]:
@@ -70,20 +70,18 @@ def test_interrupted_run_resumes_in_its_folder(
     # TensorBoard has every checkpointed epoch (and maybe the next, logged before its save).
     assert len(_val_acc_steps(folder)) in (last["epoch"] + 1, last["epoch"] + 2)
 
-    resumed = train(
-        *quick(mnist_dir, tmp_path), "trainer.max_epochs=4", "ckpt_path=last", cwd=tmp_path
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"Resuming {folder}" in resumed.stdout + resumed.stderr
+    # Resumed and compared in this process: the signal is what needs a process of its own.
+    train_here(*quick(mnist_dir, tmp_path), "trainer.max_epochs=4", "ckpt_path=last", cwd=tmp_path)
+    resuming = run_folders(tmp_path)[-1]  # the resuming command's own folder, for its log
+    assert f"Resuming {folder}" in (resuming / "train.log").read_text()
     results = json.loads((folder / "metrics.json").read_text())
     assert results["epochs"] == 4
     # One TensorBoard log, its curve continuing: each epoch once, in order.
     steps = _val_acc_steps(folder)
     assert len(steps) == 4 and steps == sorted(set(steps)), steps
 
-    uninterrupted = train(*slow_epochs, "trainer.max_epochs=4", cwd=tmp_path)
-    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
-    expected = json.loads((run_folders(tmp_path)[-1] / "metrics.json").read_text())
+    uninterrupted = train_here(*slow_epochs, "trainer.max_epochs=4", cwd=tmp_path)
+    expected = json.loads((uninterrupted / "metrics.json").read_text())
     assert expected["epochs"] == 4
     for name in ("test/acc", "val/acc_best"):
         assert results["metrics"][name] == pytest.approx(expected["metrics"][name], abs=0.1)
@@ -356,10 +354,10 @@ def test_a_full_disk_at_a_checkpoint_keeps_whole_checkpoints_and_resumes_on_a_la
     )
     assert f"(here: ckpt_path={small_disk})" in message
 
-    # Moved to a larger disk, the run resumes and finishes.
-    resumed = train(*overrides, f"ckpt_path={copy}", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Resuming" in resumed.stderr + resumed.stdout
+    # Moved to a larger disk, the run resumes and finishes (in this process).
+    train_here(*overrides, f"ckpt_path={copy}", cwd=tmp_path)
+    (resuming,) = run_folders(tmp_path)  # the resuming command's own folder, for its log
+    assert f"Resuming {copy}" in (resuming / "train.log").read_text()
     assert json.loads((copy / "metrics.json").read_text())["epochs"] == 3
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"] == 2
 
@@ -432,8 +430,8 @@ def test_kill_9_during_a_checkpoint_write_leaves_the_previous_one_whole(
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"] == 0
     (unfinished,) = checkpoints.glob(".last.ckpt.*.tmp")  # the half-written new one
 
-    resumed = train(*overrides, "ckpt_path=last", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"Removed 1 unfinished checkpoint write(s): {unfinished.name}" in resumed.stdout
+    train_here(*overrides, "ckpt_path=last", cwd=tmp_path)  # resumed in this process
+    said = (run_folders(tmp_path)[-1] / "train.log").read_text()  # the resuming command's log
+    assert f"Removed 1 unfinished checkpoint write(s): {unfinished.name}" in said
     assert not list(checkpoints.glob("*.tmp"))
     assert json.loads((folder / "metrics.json").read_text())["epochs"] == 3
