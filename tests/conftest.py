@@ -59,6 +59,15 @@ def digit_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return once_per_session(tmp_path_factory, "digit_reader", make)
 
 
+@pytest.fixture(autouse=True)
+def _in_its_own_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own temporary folder with its own cache: a run or a command that
+    names no folder writes there, never into the repository's outputs/ (which ./ch12
+    tensorboard shows) nor ~/.cache, and tests side by side never share a file by accident."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CH12_CACHE_DIR", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def path_overrides(tmp_path: Path) -> list[str]:
     """Overrides that keep everything a run writes below tmp_path (its folder: tmp_path/run)."""

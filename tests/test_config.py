@@ -67,6 +67,18 @@ def test_optimizer_options_carry_their_settings():
     assert {"lr", "betas", "weight_decay"} <= set(adam)
 
 
+def test_the_defaults_and_the_book_recipe_are_the_books():
+    """784-32-16-10 ReLU, Adam lr 1e-3, batch 64, 20 epochs, MNIST's 60,000 training digits
+    split 55,000 / 5,000 (the slow tier trains it on the real MNIST: test acc >= 0.96)."""
+    default = compose_config([])
+    assert (default.optimizer.name, default.optimizer.lr) == ("adam", 0.001)
+    assert (default.dataset.val_size, default.dataset.batch_size, default.seed) == (5000, 64, 1)
+    book = compose_config(["experiment=mnist_book"])
+    assert (book.optimizer.name, book.optimizer.lr, book.dataset.batch_size) == ("adam", 0.001, 64)
+    assert (book.dataset.val_size, book.trainer.max_epochs, book.seed) == (5000, 20, 1)
+    assert (list(book.model.hidden_sizes), book.model.activation) == ([32, 16], "relu")
+
+
 def _cli(*args: str, cwd: Path) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "ch12_lightning.train", *args],

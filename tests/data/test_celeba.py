@@ -179,6 +179,7 @@ def test_a_damaged_zip_says_how_to_extract_it(celeba_dir: Path, tmp_path: Path):
     assert f"`unzip {archive} -d {zipped}`" in str(err.value)
 
 
+@pytest.mark.slow  # the real data sets: slow tier only
 @pytest.mark.skipif(not REAL_DATA, reason="CH12_REAL_DATA is not set")
 def test_real_partial_copy(tmp_path: Path, caplog):
     caplog.set_level("INFO")

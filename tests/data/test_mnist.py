@@ -112,6 +112,7 @@ def test_evaluation_shards_count_every_sample_once(world_size: int):
     assert sorted(torch.cat(seen).tolist()) == list(range(101))
 
 
+@pytest.mark.slow  # the real data sets: slow tier only
 @pytest.mark.skipif(not REAL_DATA, reason="CH12_REAL_DATA is not set")
 def test_real_mnist(tmp_path: Path):
     dm = MNISTDataModule(REAL_DATA, str(tmp_path / "cache"))
