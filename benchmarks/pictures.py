@@ -3,8 +3,8 @@
     python benchmarks/pictures.py --run <MNIST run folder> [--mnist-dir <folder with MNIST/raw>]
 
 Real handwritten digits that are not MNIST's (scikit-learn's 1,797 8x8 scans, scaled to 64x64
-with a margin) are saved in each of the ways of ``tests/digit_pictures.py`` (MNIST-like, ink on
-paper, photo crop, EXIF-rotated JPEG, transparent canvas, 16-bit PNG) and predicted from the
+with a margin) are saved in each of the ways of ``tests/helpers/digit_pictures.py`` (MNIST-like,
+ink on paper, photo crop, EXIF-rotated JPEG, transparent canvas, 16-bit PNG) and predicted from the
 files, as the command does. With ``--mnist-dir``, MNIST's own test digits saved as PNG too: what
 the preprocessing costs on pictures already in MNIST's form. Also printed: the share of answers
 that are wrong with probability 0.9 or more.
