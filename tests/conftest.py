@@ -1,8 +1,9 @@
 """Fixtures: data made in the test, quick run settings, and trained runs made once per session
 (shared read-only by every test, and by every xdist worker, that reads them)."""
 
+import fcntl
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +14,18 @@ from tests.helpers.mnist_files import make_mnist
 from tests.helpers.runs import in_folder, quick, train_here
 
 
+def shared_folder(factory: pytest.TempPathFactory) -> Path:
+    """The temporary folder of this test run, shared by its xdist workers."""
+    root = factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
 def once_per_session(
     factory: pytest.TempPathFactory, name: str, make: Callable[[Path], Path]
 ) -> Path:
     """``make(folder)`` run once for the whole test run, even when xdist runs it in several
     processes (the first one makes it, the others wait and read it); what it returned."""
-    root = factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # shared by the workers of this run
+    root = shared_folder(factory)
     folder, answer = root / name, root / f"{name}.made"
     with FileLock(root / f"{name}.lock"):
         if not answer.is_file():
@@ -66,6 +71,19 @@ def _in_its_own_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tensorboard shows) nor ~/.cache, and tests side by side never share a file by accident."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CH12_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def _alone_if_marked(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """A test marked ``alone`` runs with no other test beside it: it takes a lock that every
+    other test holds shared while it runs (xdist workers wait). Signals to DDP ranks race with
+    each other; on cores that another test keeps busy the ranks drift apart (issue 40)."""
+    alone = request.node.get_closest_marker("alone") is not None
+    with open(shared_folder(tmp_path_factory) / "alone.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        yield  # closing the file releases the lock
 
 
 @pytest.fixture

@@ -173,6 +173,7 @@ def logged_steps(folder: Path, tag: str) -> list[int]:
     return steps
 
 
+@pytest.mark.alone
 def test_requeued_slurm_job_resumes_in_its_folder(mnist_dir: Path, tmp_path: Path):
     # Batches of 2: epochs long enough to signal the job in the middle of its second epoch.
     args = [*ddp_args(mnist_dir, tmp_path), "dataset.batch_size=2", "trainer.max_epochs=3"]
@@ -230,6 +231,7 @@ def test_failing_rank_is_named_in_rank_zeros_message(mnist_dir: Path, tmp_path: 
     )
 
 
+@pytest.mark.alone
 def test_killed_rank_is_reported_by_rank_zero(mnist_dir: Path, tmp_path: Path):
     args = [*torchrun("--standalone", "--nproc_per_node=2"), *ddp_args(mnist_dir, tmp_path),
             "dataset.batch_size=2", "trainer.max_epochs=20"]  # fmt: skip
@@ -310,6 +312,7 @@ def test_nodes_started_by_hand_share_a_folder_or_stop(same_folder, mnist_dir, tm
         assert "give every node the same hydra.run.dir=<folder>" in logs(tmp_path)
 
 
+@pytest.mark.alone
 def test_sigterm_to_torchrun_stops_one_run_with_one_resume_hint(mnist_dir, tmp_path):
     args = [*torchrun("--standalone", "--nproc_per_node=2"), *ddp_args(mnist_dir, tmp_path),
             "dataset.batch_size=2", "trainer.max_epochs=20"]  # fmt: skip
