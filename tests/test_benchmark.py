@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.runs import REAL_DATA
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.runs import REAL_DATA, REPO
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from ch12_lightning import config_dir
-from tests.helpers.runs import compose_config
+from tests.helpers.runs import compose_config, train
 
 GROUPS = {
     group.name: sorted(p.stem for p in group.glob("*.yaml"))
@@ -80,13 +80,7 @@ def test_the_defaults_and_the_book_recipe_are_the_books():
 
 
 def _cli(*args: str, cwd: Path) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "ch12_lightning.train", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = train(*args, cwd=cwd, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -2,9 +2,9 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.runs import REPO
+
 # Everything with code in it: the notebooks and benchmarks as much as the package.
 CHECKED = ("src", "tests", "benchmarks", "notebooks")
 

@@ -13,19 +13,14 @@ from pathlib import Path
 import pytest
 
 from ch12_lightning.data import cache_folder
+from tests.helpers.runs import command
 
 DAY = 86400.0
 NOW = time.time()
 
 
 def cache_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ch12_lightning.cache", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
+    return command("cache", *args, env=env, timeout=60)
 
 
 def make_cache(cache_dir: Path, key: str, days_ago: float, size: int = 1000, **meta) -> Path:

@@ -18,7 +18,7 @@ from ch12_lightning.data.room import NoRoomError
 from ch12_lightning.errors import ConfigError
 from ch12_lightning.trained.predict import image_format
 from tests.helpers.picture_folders import make_folder, picture
-from tests.helpers.runs import train, train_here
+from tests.helpers.runs import command, train, train_here
 
 
 def with_strays(root: Path) -> Path:
@@ -138,12 +138,11 @@ def test_the_cache_is_reused_and_listed(pets: Path, tmp_path: Path):
     assert "  50 images  " in result  # every picture, in one cache
 
 
-def _ch12(*args: str) -> str:
-    import subprocess
-    import sys
-
-    command = [sys.executable, "-m", f"ch12_lightning.{args[0]}", *args[1:]]
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+def _ch12(module: str, *args: str) -> str:
+    """What ``python -m ch12_lightning.<module> args...`` prints; it must succeed."""
+    result = command(module, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
 
 
 # -- pictures as people have them ------------------------------------------------------------

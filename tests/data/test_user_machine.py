@@ -15,9 +15,8 @@ import pytest
 
 from tests.helpers.celeba_tree import make_celeba
 from tests.helpers.picture_folders import make_folder
-from tests.helpers.runs import REAL_DATA
+from tests.helpers.runs import REAL_DATA, REPO
 
-REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO.parent / "shared" / "tools" / "as-user-machine"
 OPEN_FILES = 1024
 

@@ -46,11 +46,12 @@ def in_folder(tmp_path: Path) -> list[str]:
 def command(
     module: str,
     *args: str,
-    cwd: Path,
+    cwd: Path | None = None,
     env: dict[str, str] | None = None,
     timeout: int = 300,
 ) -> subprocess.CompletedProcess:
-    """``python -m ch12_lightning.<module> args...`` in ``cwd``, as a user runs it."""
+    """``python -m ch12_lightning.<module> args...`` in ``cwd`` (None: the test's own folder),
+    as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", f"ch12_lightning.{module}", *args],
         cwd=cwd,
