@@ -1,5 +1,6 @@
 """``from ch12_lightning import api``: the project from Python, as a notebook uses it."""
 
+import io
 import json
 import logging
 import signal
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from IPython.core.formatters import DisplayFormatter
 from PIL import Image
 
 from ch12_lightning import api
@@ -45,8 +47,11 @@ def test_a_fresh_process_elsewhere_trains_the_book_recipe_and_reads_it_back(tmp_
     assert state["hyper_parameters"]["class_names"] == ["setosa", "versicolor", "virginica"]
     assert state["state_dict"]["net.1.weight"].shape == (16, 4)  # the book's 4-16-3 MLP
     assert set(found["classes"]) <= {"setosa", "versicolor", "virginica"}
-    assert "Final metrics" in (folder / "train.log").read_text()
-    assert "Final metrics" not in result.stderr + result.stdout  # the cell stays readable
+    log = (folder / "train.log").read_text()
+    shown = result.stderr + result.stdout
+    for line in ("Final metrics", "GPU available", "Total params", "Seed set to"):
+        assert line in log and line not in shown, line  # the log keeps what the cell leaves out
+    assert shown.count("is deprecated") <= 1  # a warning once, not at every stage
 
 
 def test_compose_refuses_bad_values_with_the_command_lines_message():
@@ -93,8 +98,14 @@ def test_a_run_answers_in_plain_data_and_figures(tmp_path: Path, mnist_dir: Path
     assert run.evaluate("test") == pytest.approx(
         {k: v for k, v in run.metrics.items() if k.startswith("test/")}
     )
+    shown = DisplayFormatter()  # what Jupyter shows for a cell's value and for display()
     for figure in (run.learning_curves(), run.confusion_matrix("val"), run.misclassified(n=6)):
         assert figure.get_axes() and figure.get_size_inches()[0] > 1
+        png = shown.format(figure)[0]["image/png"]  # with Agg, as in a kernel the project set up
+        picture = Image.open(io.BytesIO(png))
+        assert picture.size == tuple(round(x * 100) for x in figure.get_size_inches())
+        figure.savefig(tmp_path / "figure.png")  # and still a Figure that saves to a file
+        assert Image.open(tmp_path / "figure.png").size == picture.size
     with pytest.raises(FileNotFoundError, match="confusion_matrix_train.png does not exist"):
         run.confusion_matrix("train")
 

@@ -1,6 +1,14 @@
-"""Pictures of a run as matplotlib Figures, which a notebook shows inline. A Figure of its own,
-drawn by Agg, needs no pyplot: no backend to choose, no global state between runs."""
+"""Pictures of a run as matplotlib Figures that a Jupyter cell shows, whatever the backend.
 
+A Figure of its own, drawn by Agg, needs no pyplot: no backend to choose, no global state between
+runs. But IPython shows a plain Figure as a picture only where pyplot's inline backend has
+registered its formatter (``%matplotlib inline``); once anything has chosen Agg (the project's own
+PNG writing, ``MPLBACKEND=Agg``) the cell shows ``<Figure size ... with 1 Axes>``. ``ShownFigure``
+carries Jupyter's display protocol itself (``_repr_png_``), so it shows as the value of a cell and
+through ``display()``, and still saves to files as any Figure does.
+"""
+
+import io
 from pathlib import Path
 
 import numpy as np
@@ -8,10 +16,19 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 
-def picture_figure(picture: Image.Image, title: str = "") -> Figure:
+class ShownFigure(Figure):
+    """A Figure that IPython displays as its PNG."""
+
+    def _repr_png_(self) -> bytes:
+        png = io.BytesIO()
+        self.savefig(png, format="png")
+        return png.getvalue()
+
+
+def picture_figure(picture: Image.Image, title: str = "") -> ShownFigure:
     """``picture`` pixel for pixel (at 100 dots per inch), with ``title`` above it."""
     width, height = picture.size
-    figure = Figure(figsize=(width / 100, height / 100 + (0.3 if title else 0)), dpi=100)
+    figure = ShownFigure(figsize=(width / 100, height / 100 + (0.3 if title else 0)), dpi=100)
     axes = figure.add_axes((0, 0, 1, height / (height + (30 if title else 0))))
     axes.imshow(np.asarray(picture.convert("RGB")))
     axes.set_axis_off()
@@ -20,14 +37,14 @@ def picture_figure(picture: Image.Image, title: str = "") -> Figure:
     return figure
 
 
-def text_figure(text: str) -> Figure:
+def text_figure(text: str) -> ShownFigure:
     """A line of text where a picture would be (a model that gets everything right)."""
-    figure = Figure(figsize=(6, 0.5), dpi=100)
+    figure = ShownFigure(figsize=(6, 0.5), dpi=100)
     figure.text(0.5, 0.5, text, ha="center", va="center")
     return figure
 
 
-def saved_picture(path: Path, what: str) -> Figure:
+def saved_picture(path: Path, what: str) -> ShownFigure:
     """The picture a run wrote, or a clear error naming the file it lacks and why."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: the run drew no {what}")

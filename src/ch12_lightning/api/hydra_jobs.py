@@ -19,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ch12_lightning import config_dir
+from ch12_lightning.run.build import LIGHTNING_LOGGERS
 
 
 @contextmanager
@@ -62,14 +63,43 @@ def run_job(config_name: str, overrides: Sequence[str], task: Callable[[DictConf
 @contextmanager
 def _logging_restored() -> Iterator[None]:
     """The root logger as it was: Hydra points it at the job's log file and console, and a
-    second job, or the caller's own logging, must not inherit them (nor the open file)."""
+    second job, or the caller's own logging, must not inherit them (nor the open file); the
+    Lightning loggers a job lets propagate (``run.build._log_once``) get their own back.
+
+    Meanwhile warnings are log records (``logging.captureWarnings``), so they reach the log
+    file as well as the cell, and each is shown once: Lightning resets the warnings module's
+    once-per-place memory whenever it changes a filter, and would repeat one at every stage."""
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
+    lightning = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate)
+                 for name in LIGHTNING_LOGGERS}  # fmt: skip
+    warnings_logger, once = logging.getLogger("py.warnings"), _Once()
+    warnings_logger.addFilter(once)
+    logging.captureWarnings(True)
     try:
         yield
     finally:
+        logging.captureWarnings(False)
+        warnings_logger.removeFilter(once)
         for handler in root.handlers:
             if handler not in handlers:
                 handler.close()
         root.handlers[:] = handlers
         root.setLevel(level)
+        for name, (own, propagate) in lightning.items():
+            logging.getLogger(name).handlers[:] = own
+            logging.getLogger(name).propagate = propagate
+
+
+class _Once(logging.Filter):
+    """Lets each message through the first time only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        new = message not in self.seen
+        self.seen.add(message)
+        return new

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from PIL import Image
 
-from ch12_lightning.api.figures import picture_figure, saved_picture, text_figure
+from ch12_lightning.api.figures import ShownFigure, picture_figure, saved_picture, text_figure
 from ch12_lightning.api.hydra_jobs import composed, run_job
 from ch12_lightning.callbacks.pictures import captioned_grid
 from ch12_lightning.checks.config import validate
@@ -170,17 +169,17 @@ class Run:
         overrides = [f"ckpt_path={self.checkpoint}", f"split={split}", QUIET_CONSOLE]
         return run_job("eval", overrides, evaluate)
 
-    def learning_curves(self) -> Figure:
+    def learning_curves(self) -> ShownFigure:
         """Loss and accuracy per epoch: the run folder's ``learning_curves.png``."""
         return saved_picture(self.folder / "learning_curves.png", "learning curves (no fit)")
 
-    def confusion_matrix(self, split: str = "test") -> Figure:
+    def confusion_matrix(self, split: str = "test") -> ShownFigure:
         """The run folder's confusion matrix of ``split`` (``test``, or ``val`` at the best
         epoch)."""
         name = f"confusion_matrix_{split}.png"
         return saved_picture(self.folder / name, f"confusion matrix of {split}")
 
-    def misclassified(self, split: str = "test", n: int = 21) -> Figure:
+    def misclassified(self, split: str = "test", n: int = 21) -> ShownFigure:
         """Up to ``n`` pictures of ``split`` the model gets wrong, an equal share per true
         class, captioned as the run folder's ``misclassified.png``."""
         inputs, targets = self.datamodule.splits[split].served()

@@ -5,6 +5,7 @@ import time
 
 import lightning as L
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
 
 class EpochLineProgressBar(ProgressBar):
@@ -48,9 +49,31 @@ class EpochLineProgressBar(ProgressBar):
         )
 
 
+class NotebookProgressBar(TQDMProgressBar):
+    """Training's bar alone, one widget per run, its metrics updated at each epoch's end.
+
+    In a Jupyter cell every tqdm bar is a widget of its own that stays in the cell's outputs:
+    Lightning's sanity-check, validation and test bars would add one per validation (over a
+    hundred for a 100-epoch run). The test's results still show in Lightning's table."""
+
+    def init_sanity_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def init_test_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def init_predict_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+
 def progress_bar(refresh_rate: int = 20) -> ProgressBar:
-    """tqdm's bar on an interactive terminal and in a Jupyter kernel (a widget in the cell where
-    ipywidgets is installed), one line per epoch anywhere else."""
-    if sys.stderr.isatty() or "ipykernel" in sys.modules:
+    """tqdm's bars on an interactive terminal, training's bar alone in a Jupyter kernel (a
+    widget in the cell where ipywidgets is installed), one line per epoch anywhere else."""
+    if "ipykernel" in sys.modules:
+        return NotebookProgressBar(refresh_rate=refresh_rate)
+    if sys.stderr.isatty():
         return TQDMProgressBar(refresh_rate=refresh_rate)
     return EpochLineProgressBar()

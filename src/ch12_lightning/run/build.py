@@ -97,6 +97,8 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
 
 
 REFUSED = "Lightning refused these trainer flags"
+# The loggers that ``import lightning`` may give console handlers of their own.
+LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
 
 
 @contextmanager
@@ -136,10 +138,15 @@ def _log_once() -> None:
 
     ``import lightning`` gives the ``lightning`` logger a console handler of its own while the
     messages also propagate to the root logger that Hydra configured, so each line would show
-    twice on the console.
+    twice on the console. Imported before Hydra configured logging (a notebook imports the API
+    first), ``lightning.pytorch`` and ``lightning.fabric`` also stop propagating: their info lines
+    (model summary, devices, tips) would reach the cell and never the run's log file.
     """
     if logging.getLogger().handlers:
-        logging.getLogger("lightning").handlers.clear()
+        for name in LIGHTNING_LOGGERS:
+            logger = logging.getLogger(name)
+            logger.handlers.clear()
+            logger.propagate = True
 
 
 def prepare(cfg: DictConfig) -> None:
