@@ -52,22 +52,31 @@ class TrainedRun:
 
     def datamodule(self, settings_only: bool = False) -> L.LightningDataModule:
         """The run's data module; it reads nothing until prepared. With ``settings_only``
-        (predict and export, which never touch the data), an image folder's classes are the
-        checkpoint's, so its pictures need not be where training found them any more."""
+        (predict and export, which never touch the data), it takes what the checkpoint kept
+        of the data: an image folder's classes, so its pictures need not be where training
+        found them any more, and the data module's own saved state (``state_dict``, which
+        Lightning writes under the class's name: a table's standardization), handed to its
+        ``load_state_dict`` as Lightning does on resuming."""
         datamodule = instantiate(self.config.dataset, _convert_="all")
-        names = self._saved_class_names() if settings_only else None
-        if isinstance(datamodule, ImageFolderDataModule) and names:
-            datamodule.use_classes(names)
+        if not settings_only:
+            return datamodule
+        checkpoint = self._saved()
+        saved = checkpoint.get("hyper_parameters")
+        names = saved.get("class_names") if isinstance(saved, dict) else None
+        if isinstance(datamodule, ImageFolderDataModule) and isinstance(names, list) and names:
+            datamodule.use_classes([str(name) for name in names])
+        state = checkpoint.get(type(datamodule).__qualname__)
+        if isinstance(state, dict) and state:
+            datamodule.load_state_dict(state)
         return datamodule
 
-    def _saved_class_names(self) -> list[str] | None:
+    def _saved(self) -> dict[str, Any]:
+        """The checkpoint's contents (empty for a bad file: ``model`` says what is wrong)."""
         try:
             checkpoint = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        except Exception:  # a bad file: ``model`` says what is wrong with it
-            return None
-        saved = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-        names = saved.get("class_names") if isinstance(saved, dict) else None
-        return [str(name) for name in names] if isinstance(names, list) else None
+        except Exception:
+            return {}
+        return checkpoint if isinstance(checkpoint, dict) else {}
 
     def model(self, datamodule: L.LightningDataModule) -> L.LightningModule:
         """The checkpoint's model, in eval mode on the CPU, once the checkpoint is vetted: read
