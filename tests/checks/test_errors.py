@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from ch12_lightning import api
 from ch12_lightning.checks.checkpoint_file import check_checkpoint
 from ch12_lightning.checks.config import validate
 from ch12_lightning.data.celeba_files import CelebAFormatError
@@ -457,6 +458,9 @@ def test_cli_names_a_damaged_data_file(mnist_dir: Path, tmp_path: Path):
     assert "Traceback" not in result.stderr
 
 
+TRAINER_TAKES = "lightning.pytorch.trainer.trainer.Trainer"
+
+
 @pytest.mark.parametrize(
     ("override", "lines"),
     [
@@ -467,23 +471,51 @@ def test_cli_names_a_damaged_data_file(mnist_dir: Path, tmp_path: Path):
                 "Available options in 'optimizer':\n\tadam\n\tadamw\n\tsgd",
             ],
         ),
-        (
+        (  # a misspelled key: the project's answer, not Hydra's "use +trainer.max_epoch"
             "trainer.max_epoch=3",
-            ["Could not override 'trainer.max_epoch'.", "Key 'max_epoch' is not in struct"],
+            [f"trainer.max_epoch=3 is not valid: {TRAINER_TAKES} has no setting max_epoch; did "
+             "you mean max_epochs or min_epochs or max_steps? It takes: accelerator, "],
         ),
         (
             "dataset.batchsize=8",
-            ["Could not override 'dataset.batchsize'.", "full_key: dataset.batchsize"],
+            ["dataset.batchsize=8 is not valid: ch12_lightning.data.mnist.MNISTDataModule has "
+             "no setting batchsize; did you mean batch_size or eval_batch_size?"],
         ),
     ],
-)
+)  # fmt: skip
 def test_hydra_names_unknown_options_and_keys(override: str, lines: list[str], tmp_path: Path):
     result = train(override, cwd=tmp_path)
     assert result.returncode == 1
     for line in lines:
         assert line in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and f"+{override}" not in result.stderr
+    if "." in override:  # a key's message, and Hydra's line on HYDRA_FULL_ERROR
+        assert len(result.stderr.strip().splitlines()) == 3
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lrr=0.1", "optimizer.lrr=0.1 is not valid: optimizer=adam (torch.optim.adam."
+         "Adam) has no setting lrr; did you mean lr? It takes: amsgrad, betas,"),
+        ("seedd=3", "seedd=3 is not valid: the config has no key seedd; did you mean seed? It "
+         "takes: callbacks, ckpt_path, dataset,"),
+        ("paths.data_dirr=x", "paths.data_dirr=x is not valid: paths has no key data_dirr; did "
+         "you mean data_dir?"),
+        ("callbacks.early_stoping.patience=3", "callbacks.early_stoping.patience=3 is not valid: "
+         "callbacks has no key early_stoping. It takes: confusion_matrices,"),
+        # Lightning takes it, the config does not list it: Hydra's + is the answer
+        ("trainer.gradient_clip_val=0.5", "trainer.gradient_clip_val=0.5 is not valid: the config "
+         f"does not list gradient_clip_val, which {TRAINER_TAKES} takes: add it with "
+         "+trainer.gradient_clip_val=0.5"),
+    ],
+)  # fmt: skip
+def test_a_key_the_config_lacks_gets_the_projects_message(override: str, message: str):
+    with pytest.raises(ConfigError) as err:
+        api.compose([override])
+    assert str(err.value).startswith(message)
+    assert err.value._render_traceback_() == [f"UnknownKeyError: {err.value}"]  # a cell's lines
 
 
 def test_every_input_error_is_reported_without_a_traceback():

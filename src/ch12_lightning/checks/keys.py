@@ -40,9 +40,14 @@ def unknown_key_problems(cfg: DictConfig) -> list[str]:
             if key in accepted or key in HYDRA_KEYS:
                 continue
             value = OmegaConf.select(node, str(key), throw_on_missing=False)
-            reason = f"{owner} has no setting {key}" + _suggest(str(key), accepted)
+            reason = f"{owner} has no setting {key}" + suggest(str(key), accepted)
             problems.append(invalid(f"{path}.{key}", _plain(value), reason))
     return problems
+
+
+def owners(cfg: DictConfig) -> dict[str, str]:
+    """What takes the keys of each node whose keys are checked, by the node's path."""
+    return {path: owner for path, _, _, owner in _nodes(cfg)}
 
 
 def _nodes(cfg: DictConfig) -> Iterator[tuple[str, DictConfig, set[str], str]]:
@@ -115,9 +120,10 @@ def _name(target: Any) -> str:
     return f"{target.__module__}.{target.__qualname__}"
 
 
-def _suggest(key: str, accepted: set[str]) -> str:
+def suggest(key: str, accepted: set[str]) -> str:
+    """The hint for a key that ``accepted`` lacks: the closest keys, then all of them."""
     close = difflib.get_close_matches(key, sorted(accepted), n=3)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    hint = f"; did you mean {' or '.join(close)}?" if close else "."
     return f"{hint} It takes: {', '.join(sorted(accepted))}"
 
 

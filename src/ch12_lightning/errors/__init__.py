@@ -10,7 +10,16 @@ light.
 from typing import Any
 
 
-class Explained(Exception):
+class ShownAsMessage:
+    """An exception that a Jupyter cell shows as its message alone, as the command line prints
+    it: IPython renders ``_render_traceback_`` instead of a traceback through Hydra's and the
+    project's frames (over a hundred lines for a misspelled key)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class Explained(ShownAsMessage, Exception):
     """An error whose message alone says what happened and what to do about it."""
 
 
