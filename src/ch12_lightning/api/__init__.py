@@ -4,7 +4,7 @@
 
     run = api.train(["experiment=iris_book"])      # as ./ch12 train experiment=iris_book
     run.metrics["test/acc"]                       # 0.98
-    api.load_run(run.folder).predict(torch.zeros(2, 4))   # pictures for a picture model
+    api.load_run(run.folder).predict([5.1, 3.5, 1.4, 0.2])  # a flower as measured: setosa
 
 Everything runs in the calling process, as the command line runs it: the same configs, checks,
 messages and run folders; the working directory is never changed.

@@ -8,28 +8,32 @@ metrics, predictions, the model and its data.
 
 import json
 import signal
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import lightning as L
 import torch
 from omegaconf import DictConfig
-from PIL import Image
 
 from ch12_lightning.api.figures import ShownFigure, picture_figure, saved_picture, text_figure
 from ch12_lightning.api.hydra_jobs import composed, run_job
 from ch12_lightning.callbacks.pictures import captioned_grid
 from ch12_lightning.checks.config import validate
+from ch12_lightning.data.tables import TableData
 from ch12_lightning.run.build import prepare
+from ch12_lightning.trained.answers import Estimate, Prediction
+from ch12_lightning.trained.inputs import PictureInput, picture_sources
 from ch12_lightning.trained.load import TrainedRun
 from ch12_lightning.trained.load import load_run as load_trained_run
-from ch12_lightning.trained.predict import Prediction, Unreadable, image_files, image_format
-from ch12_lightning.trained.predict import predict as predict_files
+from ch12_lightning.trained.predict import Unreadable, image_format
+from ch12_lightning.trained.predict import predict as predict_pictures
+from ch12_lightning.trained.row_predictions import predict_rows
+from ch12_lightning.trained.rows import RowsInput
 
-Pictures = str | Path | Image.Image | torch.Tensor | Sequence[str | Path | Image.Image]
+# What ``Run.predict`` takes: pictures for a picture run, rows of raw values for a table run.
+Predictable = PictureInput | Sequence[PictureInput] | RowsInput
 # Log records a notebook cell shows: warnings; all of them go to the run's log file.
 QUIET_CONSOLE = "++hydra.job_logging.handlers.console.level=WARNING"
 
@@ -127,40 +131,30 @@ class Run:
         """The data module's settings only (predicting reads none of its data)."""
         return self.trained.datamodule(settings_only=True)
 
-    def predict(self, pictures: Pictures, preprocess: str = "auto") -> list[Prediction]:
-        """The most probable class of each picture, as ``./ch12 predict`` gives it: picture
-        files, a folder of them, PIL images, or a batch of prepared (N, C, H, W) tensors."""
-        if isinstance(pictures, torch.Tensor):
-            return self._predict_tensors(pictures)
-        items = [pictures] if isinstance(pictures, str | Path | Image.Image) else list(pictures)
-        with tempfile.TemporaryDirectory() as folder:
-            files, names = [], {}
-            for i, item in enumerate(items):
-                if isinstance(item, Image.Image):  # decoded as a file is: saved losslessly
-                    path = Path(folder) / f"{i}.png"
-                    item.save(path)
-                    files.append(path)
-                    names[path] = Path(f"picture {i}")
-                else:
-                    files.extend(image_files(str(item)).files)
-            results = list(predict_files(self.model, files, image_format(self._settings),
-                                         preprocess=preprocess))  # fmt: skip
+    def predict(
+        self, inputs: Predictable, preprocess: str = "auto"
+    ) -> list[Prediction] | list[Estimate]:
+        """What the model says of each input, prepared exactly as the run prepared its data
+        (as ``./ch12 predict`` prepares files).
+
+        A picture run takes picture files, a folder, PIL images, and NumPy arrays or torch
+        tensors of one picture, (H, W), (H, W, C), (C, H, W), or a batch (N, ...), uint8 0-255
+        or float 0-1, or a list of these (``trained/inputs.py`` says how a layout is read: a
+        size of 1, 3 or 4 is channels, so (3, 28, 28) is one RGB picture); ``preprocess`` as
+        the command's. A table run (Iris, the toy regression) takes rows of raw values, as
+        measured, standardized here with the run's own statistics (``trained/rows.py``: a row,
+        a list of rows, arrays, tensors, a data frame, a CSV file). The answers are named
+        ``picture 0``, ``row 0``, ... (files by their path): ``Prediction``s, or a regression's
+        ``Estimate``s. Anything else raises one ``ConfigError`` (a ``ValueError``) naming what
+        the run takes."""
+        if isinstance(self._settings, TableData):
+            return predict_rows(self.model, inputs, self._settings)
+        sources, input_format = picture_sources(inputs), image_format(self._settings)
+        results = list(predict_pictures(self.model, sources, input_format, preprocess=preprocess))
         bad = [result for result in results if isinstance(result, Unreadable)]
         if bad:
             raise ValueError(f"{bad[0].path} cannot be read ({bad[0].reason})")
-        return [replace(r, path=names.get(r.path, r.path)) for r in results
-                if isinstance(r, Prediction)]  # fmt: skip
-
-    def _predict_tensors(self, batch: torch.Tensor) -> list[Prediction]:
-        names = list(self.model.hparams.class_names)
-        with torch.inference_mode():
-            rows = self.model.probabilities(self.model(batch.to(self.model.device))).cpu()
-        return [
-            Prediction(
-                Path(f"tensor {i}"), names[int(row.argmax())], float(row.max()), tuple(row.tolist())
-            )  # fmt: skip
-            for i, row in enumerate(rows)
-        ]
+        return [result for result in results if isinstance(result, Prediction)]
 
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """The run's checkpoint on ``split`` (test or val), as ``./ch12 eval`` computes it."""

@@ -57,23 +57,29 @@ def open_picture(file: str | Path | IO[bytes], draft_side: int | None = None) ->
 
     ``draft_side``: a JPEG may be decoded at a reduced scale that keeps both sides at least this
     long (much faster; see ``DRAFT_MARGIN``)."""
-    notes: list[str] = []
     try:
         with Image.open(file) as opened:
             if draft_side:
                 opened.draft("RGB", (draft_side, draft_side))  # JPEGs only
-            frames = getattr(opened, "n_frames", 1)
-            if frames > 1:
-                notes.append(f"first of {frames} frames")
             opened.load()
-            orientation = opened.getexif().get(0x0112, 1)  # the EXIF Orientation tag
-            upright = ImageOps.exif_transpose(opened) if orientation != 1 else opened.copy()
+            return held_picture(opened)
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
         raise UnreadablePicture(f"{type(err).__name__}: {err}") from err
+
+
+def held_picture(image: Image.Image) -> Picture:
+    """A decoded image (a file just opened, or a PIL image a program holds) as every picture is
+    made: its first frame, upright by its EXIF orientation, 8-bit, opaque. The image itself is
+    left as it was."""
+    notes: list[str] = []
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        notes.append(f"first of {frames} frames")
+    orientation = image.getexif().get(0x0112, 1)  # the EXIF Orientation tag
+    upright = ImageOps.exif_transpose(image) if orientation != 1 else image.copy()
     if orientation != 1:
         notes.append("turned upright (EXIF orientation)")
-    image = _eight_bit(upright, notes)
-    return Picture(_opaque(image, notes), tuple(notes))
+    return Picture(_opaque(_eight_bit(upright, notes), notes), tuple(notes))
 
 
 def _eight_bit(image: Image.Image, notes: list[str]) -> Image.Image:

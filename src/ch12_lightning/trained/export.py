@@ -1,10 +1,15 @@
 """A trained model as one ``.pt2`` file that torch alone can run (``torch.export``).
 
-``torch.export.load(path).module()`` gives back a module taking a batch of any size of
-normalized images (N, C, H, W), as the data module prepares them, and returning the logits (or
-the class probabilities, with ``returns=probabilities``). The file also carries, as
+``torch.export.load(path).module()`` gives back a module taking a batch of any size of inputs
+prepared as the data module prepares them, normalized images (N, C, H, W) or standardized rows of
+a table (N, F), and returning the logits (or the class probabilities, with
+``returns=probabilities``), or a regression's values. The file also carries, as
 ``ch12_lightning.json``, what a user needs to prepare inputs and read outputs: the input shape,
-normalization, class names and how logits become probabilities.
+normalization (a table's: its feature names and each column's mean and std, the run's own
+standardization), class names and how logits become probabilities.
+
+The graph takes prepared inputs and the metadata says how to prepare them, for tables as for
+pictures: one rule for every exported model, and the network exported is the one trained.
 """
 
 import json
@@ -13,10 +18,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from ch12_lightning.data.tables import TableData
 from ch12_lightning.errors import ConfigError, invalid
 from ch12_lightning.files.atomic import write_serialized_atomic
 from ch12_lightning.run.build import prepare
@@ -84,24 +91,52 @@ def export_run(cfg: DictConfig) -> Path:
     prepare(run.config)
     datamodule = run.datamodule(settings_only=True)
     model = run.model(datamodule)
+    if cfg.returns == "probabilities" and not hasattr(model, "probabilities"):
+        reason = "a regression has no probabilities: its outputs are the values (logits)"
+        raise ConfigError(invalid("returns", cfg.returns, reason))
+    shape, metadata = _input_description(datamodule)
+    metadata |= {**_output_description(model), "checkpoint": str(run.checkpoint)}
+    path = Path(cfg.output)
+    export_model(model, shape, path, cfg.returns, metadata)
+    log.info("Exported %s (%s) to %s", run.checkpoint, cfg.returns, path)
+    print(path)
+    return path
+
+
+def _input_description(
+    datamodule: L.LightningDataModule,
+) -> tuple[tuple[int, ...], dict[str, Any]]:
+    """One input's shape, and how to prepare inputs, for the file's metadata."""
+    if isinstance(datamodule, TableData):
+        standardization = datamodule.standardization
+        return tuple(datamodule.input_shape), {
+            "input_shape": ["batch", *datamodule.input_shape],
+            "input": "rows of raw values, columns in the order of feature_names, standardized "
+            "column by column: (x - mean) / std",
+            "feature_names": list(datamodule.feature_names),
+            "mean": list(standardization.mean),
+            "std": list(standardization.std),
+        }
     input_format = image_format(datamodule)
-    metadata = {
+    return input_format.shape, {
         "input_shape": ["batch", *input_format.shape],
         "input": (
             "images resized to the input shape, scaled to [0, 1], then normalized: (x - mean) / std"
         ),
         "mean": input_format.mean,
         "std": input_format.std,
+    }
+
+
+def _output_description(model: nn.Module) -> dict[str, Any]:
+    """What the outputs are, for the file's metadata."""
+    if not hasattr(model, "probabilities"):
+        return {"outputs": "the predicted values, in the units of the targets"}
+    return {
         "class_names": list(model.hparams.class_names),
         "probabilities": (
             "sigmoid of the single logit is the probability of class 1"
             if model.hparams.get("loss") == "bce_with_logits"
             else "softmax over the logits"
         ),
-        "checkpoint": str(run.checkpoint),
     }
-    path = Path(cfg.output)
-    export_model(model, input_format.shape, path, cfg.returns, metadata)
-    log.info("Exported %s (%s) to %s", run.checkpoint, cfg.returns, path)
-    print(path)
-    return path

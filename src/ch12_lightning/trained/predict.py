@@ -8,7 +8,9 @@ already in that form; a run on a folder of pictures decodes and resizes exactly 
 did. Then the run's own arithmetic: for MNIST gray, 28x28, scaled to [0, 1] and normalized with
 the run's mean and std; for CelebA and image folders the data module's ``picture_transform``.
 The model's ``probabilities`` turns its logits into class probabilities (softmax, or a sigmoid
-for a single logit), as the chapter does at inference time, and each is put in words.
+for a single logit), as the chapter does at inference time, and each is put in words
+(``answers.py``). Pictures a program holds rather than files (``inputs.py``) are decoded
+already and prepared the same way. A run on a table predicts rows instead (``row_predictions``).
 """
 
 import csv
@@ -35,11 +37,14 @@ from ch12_lightning.data.picture_decode import (
     UnreadablePicture,
     open_picture,
 )
+from ch12_lightning.data.tables import TableData
 from ch12_lightning.errors import ConfigError, InputError, invalid
 from ch12_lightning.files.atomic import atomic_path
 from ch12_lightning.run.build import prepare
+from ch12_lightning.trained.answers import LOW_CONFIDENCE, Estimate, Prediction, answers
 from ch12_lightning.trained.load import load_run
 from ch12_lightning.trained.pictures import celeba_form, mnist_form, small_picture_note
+from ch12_lightning.trained.row_predictions import predict_table
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +52,6 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset(Image.registered_extensions())
 PREPROCESS = ("auto", "none")
 ON_ERROR = ("fail", "skip")
-# Below this probability an answer is marked as one to check (for 10 classes chance is 0.1).
-LOW_CONFIDENCE = 0.8
-CONFIDENCE_WORDS = ((0.95, "very sure"), (LOW_CONFIDENCE, "fairly sure"), (0.5, "unsure"))
 
 
 @dataclass(frozen=True)
@@ -148,63 +150,49 @@ def image_files(inputs: str | Sequence[str]) -> Inputs:
 
 
 @dataclass(frozen=True)
-class Prediction:
-    path: Path
-    class_name: str
-    probability: float
-    probabilities: tuple[float, ...]
-    notes: tuple[str, ...] = ()
-
-    @property
-    def confidence(self) -> str:
-        """How sure the model is, in words."""
-        return next((w for floor, w in CONFIDENCE_WORDS if self.probability >= floor), "guessing")
-
-    @property
-    def low_confidence(self) -> bool:
-        return self.probability < LOW_CONFIDENCE
-
-    def line(self) -> str:
-        mark = " <- low confidence: check it" if self.low_confidence else ""
-        notes = f" [{'; '.join(self.notes)}]" if self.notes else ""
-        answer = f"{self.class_name} ({self.probability:.4f}, {self.confidence})"
-        return f"{self.path}: {answer}{mark}{notes}"
-
-
-@dataclass(frozen=True)
 class Unreadable:
     path: Path
     reason: str
 
 
+@dataclass(frozen=True)
+class HeldPicture:
+    """A picture a program holds rather than a file, decoded already (``inputs.py``);
+    ``name`` stands where a file's path would (``picture 0``)."""
+
+    name: Path
+    picture: Picture
+
+
 def predict(
     model: L.LightningModule,
-    files: Sequence[Path],
+    sources: Sequence[Path | HeldPicture],
     input_format: ImageFormat,
     batch_size: int = 256,
     preprocess: str = "auto",
 ) -> Iterator[Prediction | Unreadable]:
-    """The most probable class of each file, with its probability, a batch at a time; a file
-    that cannot be read is reported as ``Unreadable`` and the others are predicted."""
-    class_names = list(model.hparams.class_names)
-    for start in range(0, len(files), batch_size):
+    """The most probable class of each picture (a file, or one held in memory), with its
+    probability, a batch at a time; a file that cannot be read is reported as ``Unreadable``
+    and the others are predicted."""
+    for start in range(0, len(sources), batch_size):
         prepared: list[tuple[Path, Tensor, tuple[str, ...]]] = []
-        for path in files[start : start + batch_size]:
+        for source in sources[start : start + batch_size]:
             try:
-                picture = open_picture(path, input_format.draft_side)
+                path, picture = _opened(source, input_format.draft_side)
             except UnreadablePicture as err:
-                yield Unreadable(path, str(err))
+                yield Unreadable(source, str(err))
                 continue
             tensor, notes = input_format.prepare(picture, preprocess)
             prepared.append((path, tensor, (*picture.notes, *notes)))
-        if not prepared:
-            continue
-        inputs = torch.stack([tensor for _, tensor, _ in prepared])
-        with torch.inference_mode():
-            probabilities = model.probabilities(model(inputs.to(model.device))).cpu()
-        for (path, _, notes), row in zip(prepared, probabilities, strict=True):
-            best = int(row.argmax())
-            yield Prediction(path, class_names[best], float(row[best]), tuple(row.tolist()), notes)
+        if prepared:
+            paths, tensors, notes = zip(*prepared, strict=True)
+            yield from answers(model, torch.stack(tensors), paths, notes)
+
+
+def _opened(source: Path | HeldPicture, draft_side: int | None) -> tuple[Path, Picture]:
+    if isinstance(source, HeldPicture):
+        return source.name, source.picture
+    return source, open_picture(source, draft_side)
 
 
 def write_csv(path: str | Path, predictions: Sequence[Prediction], class_names: list[str]) -> None:
@@ -219,16 +207,19 @@ def write_csv(path: str | Path, predictions: Sequence[Prediction], class_names: 
                              "; ".join(p.notes), *p.probabilities])  # fmt: skip
 
 
-def predict_files(cfg: DictConfig) -> list[Prediction]:
+def predict_files(cfg: DictConfig) -> list[Prediction] | list[Estimate]:
     """Predict ``cfg.inputs`` with ``cfg.ckpt_path``: print a line per image and, with
     ``cfg.output_csv``, write the CSV. Files that cannot be read are listed after the others
-    have been predicted; they fail the command unless ``on_error=skip``."""
+    have been predicted; they fail the command unless ``on_error=skip``. A run on a table
+    predicts the rows of ``cfg.inputs`` instead (``row_predictions.predict_table``)."""
     _check_options(cfg)
-    inputs = image_files(cfg.inputs)
     run = load_run(cfg)
     prepare(run.config)
     datamodule = run.datamodule(settings_only=True)
     model = run.model(datamodule)
+    if isinstance(datamodule, TableData):
+        return predict_table(cfg, model, datamodule)
+    inputs = image_files(cfg.inputs)
     results = list(predict(model, inputs.files, image_format(datamodule), cfg.batch_size,
                            cfg.preprocess))  # fmt: skip
     predictions = [r for r in results if isinstance(r, Prediction)]

@@ -1,0 +1,87 @@
+"""Predictions for rows of a table (Iris; the toy regression), as raw values, standardized
+exactly as the run standardized its training rows.
+
+The statistics are the run's own (``TableData.standardization``): those saved in the checkpoint
+by the data module, or, for a checkpoint written before they were saved, the same numbers
+computed again from the run's config. A classifier answers with a class and its probability
+(``Prediction``), a regression with its value (``Estimate``).
+"""
+
+import csv
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from ch12_lightning.data.tables import TableData
+from ch12_lightning.files.atomic import atomic_path
+from ch12_lightning.trained.answers import LOW_CONFIDENCE, Estimate, Prediction, answers
+from ch12_lightning.trained.rows import RowsInput, table_rows
+
+
+def predict_rows(
+    model: L.LightningModule, given: RowsInput, data: TableData
+) -> list[Prediction] | list[Estimate]:
+    """The model's answer for each row in ``given`` (``rows.table_rows``), named ``row 0``,
+    ``row 1``, ... in order."""
+    return _answered(model, table_rows(given, data.feature_names), data)
+
+
+def predict_table(
+    cfg: DictConfig, model: L.LightningModule, data: TableData
+) -> list[Prediction] | list[Estimate]:
+    """The predict command on a table run: ``cfg.inputs`` is a CSV file or rows given on the
+    command line (``inputs=[5.1,3.5,1.4,0.2]``, ``inputs=[[...],[...]]``). Prints a line per
+    row and a summary and, with ``cfg.output_csv``, writes each row's values and answer."""
+    given = OmegaConf.to_container(cfg.inputs) if OmegaConf.is_list(cfg.inputs) else cfg.inputs
+    rows = table_rows(given, data.feature_names)
+    found = _answered(model, rows, data)
+    for answer in found:
+        print(answer.line())
+    summary = f"{len(found)} rows predicted"
+    if isinstance(found[0], Prediction):
+        low = sum(answer.low_confidence for answer in found)
+        summary += f" ({low} with low confidence, below {LOW_CONFIDENCE})"
+    csv_path = cfg.get("output_csv")
+    if csv_path:
+        classes = list(model.hparams.get("class_names") or [])
+        write_rows_csv(csv_path, rows.tolist(), found, data.feature_names, classes)
+        summary += f"; written to {csv_path}"
+    print(summary)
+    return found
+
+
+def _answered(
+    model: L.LightningModule, rows: Tensor, data: TableData
+) -> list[Prediction] | list[Estimate]:
+    names = [Path(f"row {i}") for i in range(len(rows))]
+    return answers(model, data.standardization.apply(rows), names)
+
+
+def write_rows_csv(
+    path: str | Path,
+    rows: list[list[float]],
+    found: list[Prediction] | list[Estimate],
+    feature_names: list[str],
+    class_names: list[str],
+) -> None:
+    """One line per row: its name, its raw values under the run's feature names, then the
+    class, probability, confidence and every class's probability (``p_<class name>``, as the
+    pictures' CSV), or the value (``value_0``, ... for several outputs)."""
+    first = found[0]
+    if isinstance(first, Prediction):
+        answer_columns = ["class", "probability", "confidence", *(f"p_{n}" for n in class_names)]
+    else:
+        outputs = len(first.values)
+        answer_columns = ["value"] if outputs == 1 else [f"value_{k}" for k in range(outputs)]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", *feature_names, *answer_columns])
+        for values, answer in zip(rows, found, strict=True):
+            said = (
+                [answer.class_name, answer.probability, answer.confidence, *answer.probabilities]
+                if isinstance(answer, Prediction)
+                else list(answer.values)
+            )
+            writer.writerow([str(answer.path), *values, *said])
