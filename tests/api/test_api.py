@@ -16,15 +16,17 @@ from PIL import Image
 
 from ch12_lightning import api
 from ch12_lightning.errors import ConfigError
+from tests.helpers.mnist_files import read_idx
 from tests.helpers.runs import REPO, quick, train
 
 FRESH_PROCESS = """
 import json, os, sys, torch
+from sklearn.datasets import load_iris
 from ch12_lightning import api
 
 run = api.train(["experiment=iris_book"])
 again = api.load_run(run.folder)
-flowers = again.predict(torch.zeros(2, 4))
+flowers = again.predict(load_iris().data[[0, 50, 100]])  # raw measurements, as typed in
 print(json.dumps({"folder": str(run.folder), "cwd": os.getcwd(), "acc": run.metrics["test/acc"],
                   "classes": [p.class_name for p in flowers], "checkpoint": str(again.checkpoint)}))
 """
@@ -46,7 +48,7 @@ def test_a_fresh_process_elsewhere_trains_the_book_recipe_and_reads_it_back(tmp_
     state = torch.load(found["checkpoint"], weights_only=True)
     assert state["hyper_parameters"]["class_names"] == ["setosa", "versicolor", "virginica"]
     assert state["state_dict"]["net.1.weight"].shape == (16, 4)  # the book's 4-16-3 MLP
-    assert set(found["classes"]) <= {"setosa", "versicolor", "virginica"}
+    assert found["classes"] == ["setosa", "versicolor", "virginica"]  # standardized as trained
     log = (folder / "train.log").read_text()
     shown = result.stderr + result.stdout
     for line in ("Final metrics", "GPU available", "Total params", "Seed set to"):
@@ -82,12 +84,12 @@ def test_a_run_answers_in_plain_data_and_figures(tmp_path: Path, mnist_dir: Path
     run = api.train([*quick(mnist_dir, tmp_path), "trainer.max_epochs=2"], tmp_path / "run")
     assert isinstance(run, api.Run) and run.config.dataset.val_size == 100
     assert not run.model.training and run.datamodule.splits["test"].targets.numel() == 200
-    digits = run.datamodule.splits["test"]
-    batch, targets = digits.served()
-    from_tensors = run.predict(batch[:20])
-    hits = [p.class_name == str(int(t)) for p, t in zip(from_tensors, targets[:20], strict=True)]
+    targets = run.datamodule.splits["test"].targets
+    digits = read_idx(mnist_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz")[:20]
+    from_arrays = run.predict(digits, preprocess="none")  # in MNIST's form already
+    hits = [p.class_name == str(int(t)) for p, t in zip(from_arrays, targets[:20], strict=True)]
     assert sum(hits) >= 16
-    picture = Image.fromarray((batch[0, 0] * 0.3081 + 0.1307).mul(255).clamp(0, 255).byte().numpy())
+    picture = Image.fromarray(digits[0])
     picture.save(tmp_path / "digit.png")
     (from_image,) = run.predict(picture)
     (from_file,) = run.predict(tmp_path / "digit.png")

@@ -11,6 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
+from ch12_lightning import api
+from ch12_lightning.errors import ConfigError
 from ch12_lightning.trained.evaluate import evaluate
 from ch12_lightning.trained.export import export_run
 from ch12_lightning.trained.load import load_run
@@ -80,3 +82,36 @@ def test_an_earlier_regression_run_evaluates_as_it_tested(tmp_path: Path):
     folder = earlier_run("toy_regression", tmp_path)
     metrics = evaluate(trained_run_config("eval", tmp_path / "eval", f"ckpt_path={folder}"))
     assert metrics["test/loss"] == pytest.approx(written_metrics(folder)["test/loss"], rel=1e-6)
+
+
+def test_an_earlier_regression_run_predicts_values_and_exports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """Its points are made in code: x is standardized with their statistics, never saved."""
+    run = api.load_run(earlier_run("toy_regression", tmp_path))
+    with torch.inference_mode():
+        expected = run.model(run.datamodule.splits["test"].inputs).flatten().tolist()
+    found = run.predict(list(range(10)))  # x = 0..9, raw: ten rows of the one column
+    assert [estimate.value for estimate in found] == expected
+
+    out = tmp_path / "values.csv"
+    ckpt = f"ckpt_path={run.folder}"
+    predict = trained_run_config("predict", tmp_path, ckpt, "inputs=[3]", f"output_csv={out}")
+    (estimate,) = predict_files(predict)
+    assert estimate.value == pytest.approx(expected[3], abs=1e-6)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [estimate.line(), f"1 rows predicted; written to {out}"]
+    assert out.read_text().splitlines()[0] == "row,x,value"
+
+    output = tmp_path / "line.pt2"
+    export_run(trained_run_config("export", tmp_path / "export", ckpt, f"output={output}"))
+    extra = {"ch12_lightning.json": ""}
+    exported = torch.export.load(output, extra_files=extra).module()
+    metadata = json.loads(extra["ch12_lightning.json"])
+    assert metadata["feature_names"] == ["x"] and "class_names" not in metadata
+    x = (torch.arange(10.0)[:, None] - metadata["mean"][0]) / metadata["std"][0]
+    with torch.inference_mode():
+        assert exported(x).flatten().tolist() == pytest.approx(expected, abs=1e-6)
+    probabilities = [ckpt, f"output={output}", "returns=probabilities"]
+    with pytest.raises(ConfigError, match="returns=probabilities is not valid: a regression"):
+        export_run(trained_run_config("export", tmp_path / "refused", *probabilities))
