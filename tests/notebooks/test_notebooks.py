@@ -15,6 +15,8 @@ from tests.helpers.mnist_files import make_mnist
 from tests.helpers.runs import REAL_DATA, REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+# The API's calls that answer with a picture (api/figures.py).
+FIGURE_CALLS = (".learning_curves(", ".confusion_matrix(", ".misclassified(")
 EPOCHS = "2"  # the notebooks' own runs shortened: what is checked is that every cell runs
 
 
@@ -55,3 +57,6 @@ def test_a_notebook_runs_top_to_bottom(
               if output.get("output_type") == "error"]  # fmt: skip
     assert not errors, errors
     assert any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+    for cell in notebook.cells:  # a figure a person sees, with no magic, in every figure cell
+        if cell.cell_type == "code" and any(call in cell.source for call in FIGURE_CALLS):
+            assert any("image/png" in output.get("data", {}) for output in cell.outputs), cell

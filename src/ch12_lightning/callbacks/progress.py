@@ -49,12 +49,16 @@ class EpochLineProgressBar(ProgressBar):
         )
 
 
+# The test metrics a notebook's bar prints when the test ends.
+TEST_LINE = ("test/acc", "test/loss")
+
+
 class NotebookProgressBar(TQDMProgressBar):
     """Training's bar alone, one widget per run, its metrics updated at each epoch's end.
 
     In a Jupyter cell every tqdm bar is a widget of its own that stays in the cell's outputs:
     Lightning's sanity-check, validation and test bars would add one per validation (over a
-    hundred for a 100-epoch run). The test's results still show in Lightning's table."""
+    hundred for a 100-epoch run)."""
 
     def init_sanity_tqdm(self) -> Tqdm:
         return Tqdm(disable=True)
@@ -68,11 +72,24 @@ class NotebookProgressBar(TQDMProgressBar):
     def init_predict_tqdm(self) -> Tqdm:
         return Tqdm(disable=True)
 
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The test's result in one line, in place of Lightning's table (a line per metric,
+        ten of them per-class accuracies for MNIST)."""
+        metrics = trainer.callback_metrics
+        shown = [f"{name} {float(metrics[name]):.4f}" for name in TEST_LINE if name in metrics]
+        if shown:
+            self.print(f"{', '.join(shown)} (every metric: the Run's metrics)")
+
+
+def in_jupyter_kernel() -> bool:
+    """This process is a Jupyter kernel (a notebook's cell shows what it prints)."""
+    return "ipykernel" in sys.modules
+
 
 def progress_bar(refresh_rate: int = 20) -> ProgressBar:
     """tqdm's bars on an interactive terminal, training's bar alone in a Jupyter kernel (a
     widget in the cell where ipywidgets is installed), one line per epoch anywhere else."""
-    if "ipykernel" in sys.modules:
+    if in_jupyter_kernel():
         return NotebookProgressBar(refresh_rate=refresh_rate)
     if sys.stderr.isatty():
         return TQDMProgressBar(refresh_rate=refresh_rate)
