@@ -181,8 +181,9 @@ def _csv(path: Path, text: str) -> str:
         ),
         (lambda tmp: _csv(tmp / "c.csv", "5.1,3.5,1.4,0.2\n6.0,2.9\n"), "line 2: 2 values, not 4"),
         (lambda tmp: _csv(tmp / "d.csv", "\n"), "d.csv holds no rows"),
+        (lambda _: None, "nothing was given"),
     ],
-    ids=str.split("dict 3-D short ragged strings NaN no-file frame header cell line empty"),
+    ids=str.split("dict 3-D short ragged strings NaN no-file frame header cell line empty none"),
 )
 def test_what_is_not_rows_gets_one_message(make, says: str, iris: Path, tmp_path: Path):
     with pytest.raises(ConfigError) as err:

@@ -53,6 +53,8 @@ def not_taken(what: str, feature_names: Sequence[str]) -> ConfigError:
 
 def table_rows(given: RowsInput, feature_names: Sequence[str]) -> Tensor:
     """The rows in ``given`` (see the module's docstring), raw, as float32 (N, F)."""
+    if given is None:  # the command's inputs=null
+        raise not_taken("nothing was given", feature_names)
     if isinstance(given, str | Path):
         values = _csv_values(Path(given).expanduser(), feature_names)
     elif hasattr(given, "columns") and hasattr(given, "to_numpy"):
