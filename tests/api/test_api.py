@@ -166,6 +166,21 @@ def test_an_interrupted_run_keeps_its_checkpoints_and_resumes(tmp_path: Path, mn
     assert json.loads((resumed.folder / "metrics.json").read_text())["epochs"] == epochs_done + 2
 
 
+def test_a_run_resumed_from_python_goes_on_in_its_own_folder(tmp_path: Path):
+    first = api.train(["experiment=iris_book", "trainer.max_epochs=2"], output_dir="first")
+    log = (first.folder / "train.log").read_text()
+    config = (first.folder / ".hydra" / "config.yaml").read_text()
+    more = ["experiment=iris_book", "trainer.max_epochs=4", f"ckpt_path={first.folder}"]
+    resumed = api.train(more)  # no output_dir: the run's own folder, not a new one beside it
+    assert resumed.folder == first.folder == tmp_path / "first"
+    assert json.loads((resumed.folder / "metrics.json").read_text())["epochs"] == 4
+    assert not (tmp_path / "outputs").exists()
+    again = (resumed.folder / "train.log").read_text()
+    assert again.startswith(log) and "Resuming" in again[len(log) :]  # one log, continued
+    assert (first.folder / ".hydra" / "config.yaml").read_text() == config  # as it was started
+    assert api.train(more, output_dir="first").folder == first.folder  # the printed call's form
+
+
 def test_every_public_name_is_documented():
     assert sorted(api.__all__) == ["Run", "compose", "load_run", "load_sweep", "train"]
     readme = (REPO / "README.md").read_text()

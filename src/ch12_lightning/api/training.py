@@ -22,7 +22,8 @@ from ch12_lightning.api.hydra_jobs import composed, run_job
 from ch12_lightning.callbacks.pictures import captioned_grid
 from ch12_lightning.checks.config import validate
 from ch12_lightning.data.tables import TableData
-from ch12_lightning.run.build import prepare
+from ch12_lightning.errors import ShownAsMessage
+from ch12_lightning.run.resume import resume_checkpoint
 from ch12_lightning.trained.answers import Estimate, Prediction
 from ch12_lightning.trained.inputs import PictureInput, picture_sources
 from ch12_lightning.trained.load import TrainedRun
@@ -46,40 +47,77 @@ def compose(overrides: Sequence[str] | None = None) -> DictConfig:
     return cfg
 
 
+class TrainingStopped(ShownAsMessage, KeyboardInterrupt):
+    """The kernel's stop button (or Ctrl-C) during ``train``: shown in the cell as its message,
+    the call that resumes the run, without the traceback of a stop the user asked for."""
+
+
 def train(overrides: Sequence[str] | None = None, output_dir: str | Path | None = None) -> "Run":
     """Train (and test) in this process as ``./ch12 train <overrides>`` does, into
     ``output_dir`` (None: ``outputs/<task_name>/runs/<time>``); the finished run.
 
     The log goes to the run folder's ``train.log`` (warnings also to the notebook). Interrupted
     (the kernel's stop button, Ctrl-C), it keeps the checkpoints of finished epochs and raises
-    ``KeyboardInterrupt`` saying how to resume."""
+    ``KeyboardInterrupt`` with the call that resumes it: ``ckpt_path=<run folder>`` (or
+    ``last``) continues that run in its own folder and returns it."""
     from ch12_lightning.run.pipeline import run
 
-    overrides = [*(overrides or []), QUIET_CONSOLE]
-    if output_dir is not None:
-        overrides.append(f"hydra.run.dir={Path(output_dir).resolve()}")
+    given = list(overrides or [])
     folders: list[Path] = []
 
     def task(cfg: DictConfig) -> Path:
-        folders.append(Path(cfg.paths.output_dir))
-        run(cfg)
-        return folders[0]
+        try:
+            run(cfg)
+        finally:  # the folder trained in: a resumed run's own, once run() has found it
+            folders.append(Path(cfg.paths.output_dir))
+        return folders[-1]
 
     # Lightning ignores SIGINT once it has caught one (signal.SIG_IGN), which in a notebook
     # would leave the kernel deaf to every later interrupt.
     handler = signal.getsignal(signal.SIGINT)
     try:
-        return load_run(run_job("train", overrides, task))
+        job = [*given, QUIET_CONSOLE, *_run_folder(given, output_dir)]
+        return load_run(run_job("train", job, task))
     except SystemExit as stop:
         if not folders:
             raise
-        resume = [*(o for o in overrides if "hydra." not in o), f"ckpt_path={folders[0]}"]
-        raise KeyboardInterrupt(
-            f"Training stopped; the checkpoints of finished epochs are in {folders[0]}. Resume "
-            f"with api.train({resume})"
+        raise TrainingStopped(
+            f"Training stopped; the checkpoints of finished epochs are in {folders[-1]}. Resume "
+            f"with {_resume_call(given, folders[-1], output_dir)}"
         ) from stop
     finally:
         signal.signal(signal.SIGINT, handler)
+
+
+def _run_folder(overrides: list[str], output_dir: str | Path | None) -> list[str]:
+    """Where Hydra runs the job. A run resumed from Python goes on in its own folder, and its
+    log with it: the command line's resume writes its own log into a new folder of its own,
+    which from Python would be an empty folder beside the run. Its ``.hydra/`` keeps the
+    config that the run was started with."""
+    resumed = _resumed_folder(overrides)
+    if resumed and (output_dir is None or Path(output_dir).resolve() == resumed):
+        return [f"hydra.run.dir={resumed}", "hydra.output_subdir=null"]
+    return [] if output_dir is None else [f"hydra.run.dir={Path(output_dir).resolve()}"]
+
+
+def _resumed_folder(overrides: list[str]) -> Path | None:
+    """The run folder that ``ckpt_path=<run folder>`` or ``ckpt_path=last`` continues, as
+    ``run.resume`` finds it; None when nothing is resumed."""
+    if not any(override.lstrip("+").startswith("ckpt_path=") for override in overrides):
+        return None
+    cfg = composed("train", overrides)
+    if not cfg.get("train", True):
+        return None
+    runs_dir = Path(cfg.paths.log_dir) / cfg.task_name / "runs"
+    checkpoint = resume_checkpoint(cfg.get("ckpt_path"), runs_dir)
+    return None if checkpoint is None else checkpoint.parent.parent
+
+
+def _resume_call(overrides: list[str], folder: Path, output_dir: str | Path | None) -> str:
+    """The call that continues the run in ``folder``, as the user would type it."""
+    kept = [o for o in overrides if not o.lstrip("+").startswith("ckpt_path=")]
+    where = "" if output_dir is None else f", output_dir={str(output_dir)!r}"
+    return f"api.train({[*kept, f'ckpt_path={folder}']}{where})"
 
 
 def load_run(path: str | Path) -> "Run":
@@ -119,7 +157,8 @@ class Run:
 
     @cached_property
     def datamodule(self) -> L.LightningDataModule:
-        prepare(self.config)
+        """The run's data, every split read; the notebook's own seeds and threads untouched (its
+        splits are drawn with the run's ``split_seed``)."""
         datamodule = self.trained.datamodule()
         datamodule.prepare_data()
         for stage in ("fit", "test"):  # every split: train, val and test
