@@ -42,6 +42,7 @@ def test_a_new_users_first_hour_in_a_kernel(tmp_path: Path, mnist_dir: Path):
         run = k.run(f"run = api.train({[*overrides, 'trainer.max_epochs=20']})")
         _ran(run)
         assert run.widgets == 1 and len(run.lines()) <= 15, run.lines()
+        assert re.search(r"^Test: test/acc 0\.\d{4}, test/loss \d", run.text, re.M), run.text
         folder = Path(_value(k, "str(run.folder)"))
         assert "GPU available" in (folder / "train.log").read_text()
 

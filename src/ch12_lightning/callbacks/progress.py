@@ -75,10 +75,12 @@ class NotebookProgressBar(TQDMProgressBar):
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """The test's result in one line, in place of Lightning's table (a line per metric,
         ten of them per-class accuracies for MNIST)."""
+        super().on_test_end(trainer, pl_module)
         metrics = trainer.callback_metrics
         shown = [f"{name} {float(metrics[name]):.4f}" for name in TEST_LINE if name in metrics]
-        if shown:
-            self.print(f"{', '.join(shown)} (every metric: the Run's metrics)")
+        samples = f" ({int(metrics['test/samples'])} samples)" if "test/samples" in metrics else ""
+        if shown and trainer.is_global_zero:  # no bar is open to write beneath by now
+            print(f"Test: {', '.join(shown)}{samples}")
 
 
 def in_jupyter_kernel() -> bool:

@@ -7,6 +7,7 @@ it, and the Trainer decides the device the optimizer's kernels are chosen for.
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -97,6 +98,7 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
 
 
 REFUSED = "Lightning refused these trainer flags"
+LEAF_SPEC_DEPRECATED = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 # The loggers that ``import lightning`` may give console handlers of their own.
 LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
 
@@ -152,6 +154,9 @@ def _log_once() -> None:
 def prepare(cfg: DictConfig) -> None:
     """Process-wide settings of a run: logging, CPU threads, seeds."""
     _log_once()
+    # Lightning 2.6 builds torch's deprecated LeafSpec at every stage, and torch 2.9 says so:
+    # nothing a user of this project can act on, in every run's output.
+    warnings.filterwarnings("ignore", LEAF_SPEC_DEPRECATED, FutureWarning)
     if cfg.get("torch_num_threads"):
         torch.set_num_threads(cfg.torch_num_threads)
     L.seed_everything(cfg.seed, workers=True)

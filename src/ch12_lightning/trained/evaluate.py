@@ -10,6 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ch12_lightning.callbacks.progress import in_jupyter_kernel
 from ch12_lightning.errors import ConfigError, invalid
 from ch12_lightning.files.atomic import write_json_atomic, write_text_atomic
 from ch12_lightning.run.build import build_trainer, prepare
@@ -37,7 +38,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         resolved = OmegaConf.to_yaml(config, resolve=True)
         write_text_atomic(output_dir / "config_resolved.yaml", resolved)
     if cfg.split == "test":
-        trainer.test(model, datamodule=datamodule)
+        # A notebook's bar says the result in a line (callbacks/progress.py).
+        trainer.test(model, datamodule=datamodule, verbose=not in_jupyter_kernel())
     else:
         trainer.validate(model, datamodule=datamodule)
     prefix = f"{cfg.split}/"
