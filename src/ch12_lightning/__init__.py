@@ -13,9 +13,9 @@ def _run_name(own_stamp: str) -> str:
 
 
 def _output_subdir() -> str | None:
-    from ch12_lightning.cluster.launch import output_subdir
+    from ch12_lightning.run.folder_lock import hydra_record
 
-    return output_subdir()
+    return hydra_record()
 
 
 def _job_folder(*args: object) -> str:

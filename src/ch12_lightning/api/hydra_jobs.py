@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ch12_lightning import config_dir
 from ch12_lightning.run.build import LIGHTNING_LOGGERS
+from ch12_lightning.run.folder_lock import released_at_end
 
 
 @contextmanager
@@ -51,7 +52,7 @@ def composed(config_name: str, overrides: Sequence[str]) -> DictConfig:
 def run_job(config_name: str, overrides: Sequence[str], task: Callable[[DictConfig], Any]) -> Any:
     """Run ``task`` as ``@hydra.main`` would with ``overrides``: its folder made, its config
     saved, its log file written; return what ``task`` returns, or raise what it raised."""
-    with _initialized(config_name), _logging_restored():
+    with _initialized(config_name), _logging_restored(), released_at_end():
         hydra = GlobalHydra.instance().hydra
         assert hydra is not None
         try:

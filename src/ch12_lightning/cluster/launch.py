@@ -109,12 +109,6 @@ def _shared_through_torchrun(own_stamp: str, rank: int) -> str:
     return store.get(key).decode()
 
 
-def output_subdir() -> str | None:
-    """Hydra's ``.hydra`` folder for rank 0 only: the other ranks write into the same folder
-    and would write the same files again (Lightning's launcher does the same for its children)."""
-    return ".hydra" if is_rank_zero() else None
-
-
 def restarted_by_launcher() -> bool:
     """SLURM requeued this job or torchrun restarted its worker group: the run goes on."""
     return any(

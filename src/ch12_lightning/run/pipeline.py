@@ -16,7 +16,8 @@ from ch12_lightning.errors import InputError
 from ch12_lightning.files.atomic import write_json_atomic, write_text_atomic
 from ch12_lightning.run.build import build, prepare, refusals_as_config_errors
 from ch12_lightning.run.disk import full_disk_explained
-from ch12_lightning.run.resume import continue_interrupted_run
+from ch12_lightning.run.folder_lock import hold, released_at_end
+from ch12_lightning.run.resume import continue_interrupted_run, resumes
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,13 @@ def run(cfg: DictConfig, in_sweep: bool = False) -> dict[str, float]:
     ``in_sweep``: this run is one job of a Hydra multirun.
     """
     validate(cfg)
-    continue_interrupted_run(cfg)
-    prepare(cfg)
-    output_dir = Path(cfg.paths.output_dir)
-    with full_disk_explained(output_dir, Path(cfg.paths.cache_dir).expanduser()):
-        return _run(cfg, output_dir, in_sweep)
+    with released_at_end():  # the folders this run locked: its own, or the one it resumes
+        hold(cfg.paths.output_dir, "resume" if resumes(cfg) else "run")
+        continue_interrupted_run(cfg)
+        prepare(cfg)
+        output_dir = Path(cfg.paths.output_dir)
+        with full_disk_explained(output_dir, Path(cfg.paths.cache_dir).expanduser()):
+            return _run(cfg, output_dir, in_sweep)
 
 
 def _run(cfg: DictConfig, output_dir: Path, in_sweep: bool) -> dict[str, float]:

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, open_dict
 from ch12_lightning.cluster.launch import restarted_by_launcher
 from ch12_lightning.errors import ConfigError
 from ch12_lightning.run.checkpoints import FoundCheckpoint, checkpoints_in
+from ch12_lightning.run.folder_lock import hold
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,15 @@ def _warn_skipped(damaged: list[FoundCheckpoint], chosen: FoundCheckpoint) -> No
         )
 
 
+def resumes(cfg: DictConfig) -> bool:
+    """Whether the run goes on in an earlier run's folder (``ckpt_path=last`` or a run folder),
+    rather than starting in its own."""
+    ckpt_path = cfg.get("ckpt_path")
+    return bool(
+        cfg.get("train", True) and ckpt_path and (ckpt_path == "last" or Path(ckpt_path).is_dir())
+    )
+
+
 def continue_interrupted_run(cfg: DictConfig) -> None:
     """``ckpt_path=last`` or ``ckpt_path=<run folder>``: continue from that run's furthest
     checkpoint that loads. Training goes on in the run's own folder (one TensorBoard log, one set
@@ -114,6 +124,7 @@ def continue_interrupted_run(cfg: DictConfig) -> None:
     cfg.ckpt_path = str(checkpoint)
     if cfg.get("train", True):
         folder = checkpoint.parent.parent
+        hold(folder, "resume")  # not while that run still writes into it
         where = "" if folder == own else f" (this command's own log stays in {own})"
         log.info("Resuming %s from %s%s", folder, checkpoint.relative_to(folder), where)
         remove_leftover_temporaries(folder)

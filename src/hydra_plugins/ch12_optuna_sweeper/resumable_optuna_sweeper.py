@@ -8,7 +8,8 @@ tells the study how each ended. Beyond a plain search loop:
   the new jobs get folders of their own, and the sampler's seed is offset by the trials already
   stored, so the new trials do not repeat the first command's random start-up trials. A study
   kept in memory cannot be resumed; a second such search in the same folder would write its
-  jobs over the first one's: it is refused.
+  jobs over the first one's: it is refused. A second command on a study folder while one runs
+  is refused (the folder is locked, ``run/folder_lock.py``).
 - **Failures recorded, not fatal**: a job that fails, or whose metric is missing, NaN or
   infinite, is a FAIL trial with its reason in the sweep summary; the search goes on, and the
   command exits with status 1 at the end.
@@ -79,12 +80,14 @@ class ResumableOptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> None:
         from ch12_lightning.cluster.rank_zero_says import cluster_rank, rank_zero_says
         from ch12_lightning.errors import Explained
+        from ch12_lightning.run.folder_lock import hold
 
         rank = cluster_rank()
         if rank is not None and rank > 0:
             return self._follow(rank_zero_says)
         batches = rank_zero_says if rank == 0 else None
         try:
+            hold(self.sweep_dir, "sweep")  # one search per study folder at a time
             self._search(search_space(self.params, arguments), batches)
         except Explained as err:
             raise SearchError(str(err)) from err
