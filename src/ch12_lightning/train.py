@@ -16,6 +16,12 @@ from ch12_lightning.errors.messages import errors_as_messages
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Train (and test) one run; return the metric that sweepers optimize, if one is named."""
+    return job(cfg)
+
+
+def job(cfg: DictConfig) -> float | None:
+    """What ``main`` runs as each job, also for a sweep started from Python (``api.sweep``):
+    a module-level function, which launchers that run jobs in other processes can pickle."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 

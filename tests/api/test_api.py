@@ -182,13 +182,14 @@ def test_a_run_resumed_from_python_goes_on_in_its_own_folder(tmp_path: Path):
 
 
 def test_every_public_name_is_documented():
-    assert sorted(api.__all__) == ["Run", "compose", "load_run", "load_sweep", "train"]
+    assert sorted(api.__all__) == ["Run", "compose", "load_run", "load_sweep", "sweep", "train"]
     readme = (REPO / "README.md").read_text()
     for name in (
         "api.train",
         "api.compose",
         "api.load_run",
         "api.load_sweep",
+        "api.sweep",
         ".predict(",
         ".evaluate(",
         ".learning_curves()",

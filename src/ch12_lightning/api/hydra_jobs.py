@@ -9,16 +9,22 @@ Hydra's global state or its logging set-up after a call.
 """
 
 import logging
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ch12_lightning import config_dir
+from ch12_lightning.errors import ConfigError
 from ch12_lightning.run.build import LIGHTNING_LOGGERS
 from ch12_lightning.run.folder_lock import released_at_end
 
@@ -51,14 +57,91 @@ def composed(config_name: str, overrides: Sequence[str]) -> DictConfig:
 
 def run_job(config_name: str, overrides: Sequence[str], task: Callable[[DictConfig], Any]) -> Any:
     """Run ``task`` as ``@hydra.main`` would with ``overrides``: its folder made, its config
-    saved, its log file written; return what ``task`` returns, or raise what it raised."""
+    saved, its log file written; return what ``task`` returns, or raise what it raised. A sweep
+    is refused with the call that runs it."""
+    _refuse_sweep_overrides(overrides)
     with _initialized(config_name), _logging_restored(), released_at_end():
         hydra = GlobalHydra.instance().hydra
         assert hydra is not None
         try:
             return hydra.run(config_name, task, list(overrides)).return_value
+        except AssertionError:
+            # Hydra.run asserts hydra.mode=RUN: a config that makes itself a sweep
+            # (hparams_search sets hydra.mode=MULTIRUN) would end in a bare AssertionError.
+            if hydra.get_mode(config_name, list(overrides)) == RunMode.MULTIRUN:
+                mode = "hydra.mode=MULTIRUN, as hparams_search sets it"
+                raise ConfigError(f"This config is a sweep ({mode}){ONE_RUN}") from None
+            raise
         finally:
             HydraConfig.instance().cfg = None
+
+
+SWEEP_FLAGS = ("-m", "--multirun")
+ONE_RUN = (
+    ", and api.train trains one run: run sweeps with api.sweep(overrides), as ./ch12 train -m "
+    "runs them."
+)
+
+
+def _refuse_sweep_overrides(overrides: Sequence[str]) -> None:
+    """``-m`` or a swept value (``seed=1,2``, an Optuna search space) asks for a sweep, which
+    Hydra would refuse with a lexer error or advice for the command line."""
+    flags = [override for override in overrides if override in SWEEP_FLAGS]
+    if flags:
+        raise ConfigError(f"{flags[0]} asks for a sweep{ONE_RUN}")
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException:
+        return  # Hydra says what is wrong with it
+    swept = [override.input_line for override in parsed if override.is_sweep_override()]
+    if swept:
+        raise ConfigError(f"{swept[0]} is a sweep (one job per value){ONE_RUN}")
+
+
+def composed_sweep(config_name: str, overrides: Sequence[str]) -> DictConfig:
+    """The config of the sweep ``overrides`` describe as ``-m`` composes it, with its ``hydra``
+    node: the sweep folder, sweeper and launcher settings."""
+    with _initialized(config_name):
+        hydra = GlobalHydra.instance().hydra
+        assert hydra is not None
+        return hydra.compose_config(
+            config_name, list(overrides), run_mode=RunMode.MULTIRUN, with_log_configuration=False
+        )
+
+
+def run_multirun(
+    config_name: str, overrides: Sequence[str], task: Callable[[DictConfig], Any]
+) -> None:
+    """Run the sweep ``overrides`` describe as ``@hydra.main`` runs it with ``-m``: the
+    config's sweeper and launcher, each job's folder, config and log file, the config's
+    callbacks (the sweep's summaries). Raises what the sweep raised: a failed job's error once
+    the others have run, as the command line then exits with status 1."""
+    with _initialized(config_name), _logging_restored(), released_at_end(), _interrupts_kept():
+        hydra = GlobalHydra.instance().hydra
+        assert hydra is not None
+        try:
+            hydra.multirun(config_name, task, list(overrides))
+        finally:
+            HydraConfig.instance().cfg = None
+
+
+def path_override(key: str, path: Path) -> str:
+    """``key='<absolute path>'``: quoted, so that a comma or an equals sign in the path is
+    part of it rather than a sweep or a syntax error."""
+    quoted = str(path.resolve()).replace("'", "\\'")
+    return f"{key}='{quoted}'"
+
+
+@contextmanager
+def _interrupts_kept() -> Iterator[None]:
+    """SIGINT's handler as it was: Lightning ignores SIGINT once it has caught one
+    (``signal.SIG_IGN``), which in a notebook would leave the kernel deaf to every later
+    interrupt."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 @contextmanager

@@ -51,10 +51,14 @@ class SweepSummary(Callback):
             "error": error,
         }
         write_json_atomic(Path(config.hydra.runtime.output_dir) / "job.json", record)
-        metric = config.get("optimized_metric") or METRICS[0]
-        # An Optuna search says which way is better; other sweeps rank higher values first.
-        direction = OmegaConf.select(config, "hydra.sweeper.direction", default="maximize")
-        write_summary(Path(config.hydra.sweep.dir), metric, direction)
+        write_summary(Path(config.hydra.sweep.dir), *ranking(config))
+
+
+def ranking(config: DictConfig) -> tuple[str, str]:
+    """The metric a sweep's jobs are ranked by (the one a search optimizes) and which way is
+    better: an Optuna search says; other sweeps rank higher values first."""
+    metric = config.get("optimized_metric") or METRICS[0]
+    return metric, OmegaConf.select(config, "hydra.sweeper.direction", default="maximize")
 
 
 def record_outcome(job_dir: Path, metric: str, direction: str, status: str, error: str) -> None:
