@@ -92,6 +92,9 @@ def validate(cfg: DictConfig) -> None:
     problems += _unvalidated_monitor_problems(cfg)
     problems += unknown_key_problems(cfg)
     problems += _device_problems(_value(cfg, "trainer.accelerator"), _value(cfg, "trainer.devices"))
+    problems += _notebook_ddp_problems(
+        _value(cfg, "trainer.strategy"), _value(cfg, "trainer.accelerator")
+    )
     problems += _output_problems(_value(cfg, "paths.output_dir"))
     if problems:
         raise ConfigError("\n".join(problems))
@@ -216,6 +219,27 @@ def _device_problems(accelerator: Any, devices: Any) -> list[str]:
     also = "auto" if accelerator == "cpu" else "auto, -1 (all)"
     reason = f"must be {also} or 1 to {available}: this machine has {available} {unit}"
     return [invalid("trainer.devices", devices, reason)]
+
+
+def _notebook_ddp_problems(strategy: Any, accelerator: Any) -> list[str]:
+    """In a notebook (Lightning's own test: an interactive interpreter) Lightning starts DDP
+    ranks only by forking the kernel, as its ``ddp_notebook`` does: it refuses ranks started by
+    re-running the command line (``ddp``), which a kernel does not have, and spawned ones, when
+    the Trainer is built, in a long chained traceback. Say what runs there instead."""
+    from lightning.pytorch.trainer.connectors import accelerator_connector
+
+    if not (accelerator_connector._IS_INTERACTIVE and isinstance(strategy, dict)):
+        return []
+    start_method = strategy.get("start_method", "popen")  # DDPStrategy's default
+    if not str(strategy.get("_target_")).endswith("DDPStrategy") or start_method == "fork":
+        return []
+    option = "ddp_cpu_notebook" if accelerator == "cpu" else "ddp_notebook"
+    reason = (
+        "in a notebook (or any interactive Python) Lightning runs DDP only in processes forked "
+        f"from it (its ddp_notebook); use accelerator={option} here, or run the same overrides "
+        "with ./ch12 train in a terminal"
+    )
+    return [invalid("trainer.strategy.start_method", start_method, reason)]
 
 
 def _output_problems(output_dir: Any) -> list[str]:
