@@ -11,8 +11,8 @@ import pytest
 
 from ch12_lightning import api
 from ch12_lightning.api.sweeps import SweepFailed
-from ch12_lightning.errors import ConfigError
-from ch12_lightning.run.folder_lock import LOCK_FILE, FolderInUse
+from ch12_lightning.errors import ConfigError, FolderInUse
+from ch12_lightning.run.folder_lock import LOCK_FILE
 from tests.helpers.runs import quick
 
 IRIS = ["experiment=iris_book", "trainer.max_epochs=1"]

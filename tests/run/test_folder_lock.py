@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from ch12_lightning import api
-from ch12_lightning.run.folder_lock import LOCK_FILE, FolderInUse, hold, released_at_end
+from ch12_lightning.errors import FolderInUse
+from ch12_lightning.run.folder_lock import LOCK_FILE, hold, released_at_end
 from tests.helpers.runs import quick, train, train_here
 
 # Another process holding a folder's lock, as a run's process does; it prints once it has it.

@@ -12,6 +12,8 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from ch12_lightning.api import load_sweep
+from ch12_lightning.errors import FolderInUse
+from ch12_lightning.errors.messages import InvalidInput
 from ch12_lightning.sweeps.summary import SweepSummary, write_summary
 
 
@@ -100,3 +102,20 @@ def test_a_search_that_minimizes_lists_the_lowest_first(tmp_path: Path):
     # A notebook reads it back in the same order; without the direction, highest first.
     assert [row["job"] for row in load_sweep(tmp_path, "val/acc", "minimize").jobs] == [1, 0, 2]
     assert [row["job"] for row in load_sweep(tmp_path, "val/acc").jobs] == [0, 1, 2]
+
+
+def test_a_job_refused_its_folder_writes_nothing_into_it(tmp_path: Path):
+    """Another process's job writes into that folder: neither its record nor the tables change."""
+    record(tmp_path, 0, ["seed=1"], 0.9)
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    config = OmegaConf.create({
+        "hydra": {"mode": RunMode.MULTIRUN, "job": {"num": 0}, "sweep": {"dir": str(tmp_path)},
+                  "runtime": {"output_dir": str(tmp_path / "0")}},
+    })  # fmt: skip
+    in_use = FolderInUse(f"{tmp_path / '0'} is in use")
+    as_the_command_line_has_it = InvalidInput(str(in_use))
+    as_the_command_line_has_it.__cause__ = in_use
+    for error in (in_use, as_the_command_line_has_it):
+        job_return = JobReturn(overrides=["seed=1"], status=JobStatus.FAILED, _return_value=error)
+        SweepSummary().on_job_end(config, job_return)
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before

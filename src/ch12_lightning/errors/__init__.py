@@ -43,6 +43,11 @@ class MissingDataError(InputError, FileNotFoundError):
     """A data set is not on disk (and could not be downloaded, where downloading is possible)."""
 
 
+class FolderInUse(InputError, RuntimeError):
+    """Another process is writing into the folder a run or a sweep was given
+    (``run/folder_lock.py``)."""
+
+
 def invalid(key: str, value: Any, reason: str) -> str:
     """``key=value is not valid: reason``, the value written as on the command line."""
     return f"{key}={_as_override(value)} is not valid: {reason}"

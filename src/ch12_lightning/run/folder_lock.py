@@ -28,11 +28,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ch12_lightning.errors import InputError
+from ch12_lightning.errors import FolderInUse
 
 LOCK_FILE = ".lock"
 # What a folder is held for: what the holder is called in the message, and what to do instead.
@@ -52,11 +51,6 @@ PURPOSES = {
 
 # The folders this process holds, and the open lock file of each.
 _held: dict[Path, int] = {}
-
-
-class FolderInUse(InputError, CompactHydraException):
-    """Another process is writing into the folder a run or sweep was given. Raised also where
-    Hydra starts the run, which then prints the message alone, as it prints bad input."""
 
 
 def hold(folder: str | Path, purpose: str = "run") -> None:
@@ -90,7 +84,7 @@ def release(folder: str | Path) -> None:
     """Unlock ``folder`` if this process holds it."""
     fd = _held.pop(Path(folder).resolve(), None)
     if fd is not None:
-        os.close(fd)  # closing the only descriptor of the lock file releases the lock
+        os.close(fd)  # releases the lock, once the ranks forked from this process have ended
 
 
 @contextmanager

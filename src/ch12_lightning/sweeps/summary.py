@@ -21,6 +21,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from ch12_lightning.errors import FolderInUse
 from ch12_lightning.files.atomic import write_json_atomic, write_text_atomic
 
 METRICS = ("val/acc_best", "val/acc", "test/acc", "test/loss")
@@ -43,6 +44,8 @@ class SweepSummary(Callback):
         failed = job_return.status == JobStatus.FAILED
         # JobReturn keeps a failed job's exception where its return value would be.
         exception = getattr(job_return, "_return_value", None)
+        if failed and FolderInUse in (type(exception), type(exception.__cause__)):
+            return  # another process's job writes into that folder (and its record)
         error = f"{type(exception).__name__}: {exception}" if failed else ""
         record = {
             "job": int(config.hydra.job.num),
