@@ -10,6 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from ch12_lightning import config_dir
+from ch12_lightning.checks.override_keys import unknown_keys_explained
 from ch12_lightning.errors.messages import errors_as_messages
 
 
@@ -35,4 +36,5 @@ def job(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    with unknown_keys_explained():
+        main()

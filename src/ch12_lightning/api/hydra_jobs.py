@@ -24,6 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ch12_lightning import config_dir
+from ch12_lightning.checks.override_keys import unknown_keys_explained
 from ch12_lightning.errors import ConfigError
 from ch12_lightning.run.build import LIGHTNING_LOGGERS
 from ch12_lightning.run.folder_lock import released_at_end
@@ -32,7 +33,10 @@ from ch12_lightning.run.folder_lock import released_at_end
 @contextmanager
 def _initialized(job_name: str) -> Iterator[None]:
     GlobalHydra.instance().clear()  # a call interrupted by the user may have left it set
-    with initialize_config_dir(str(config_dir()), version_base="1.3", job_name=job_name):
+    with (
+        unknown_keys_explained(),
+        initialize_config_dir(str(config_dir()), version_base="1.3", job_name=job_name),
+    ):
         yield
 
 

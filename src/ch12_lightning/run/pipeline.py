@@ -9,6 +9,7 @@ from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from ch12_lightning.callbacks.progress import in_jupyter_kernel
 from ch12_lightning.checks.checkpoint_file import check_checkpoint
 from ch12_lightning.checks.config import validate
 from ch12_lightning.cluster.launch import on_slurm
@@ -79,7 +80,9 @@ def _run(cfg: DictConfig, output_dir: Path, in_sweep: bool) -> dict[str, float]:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         epochs = trainer.current_epoch
         if cfg.get("test", True):
-            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            # A notebook's bar says the result in a line (callbacks/progress.py).
+            verbose = not in_jupyter_kernel()
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=verbose)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
     if trainer.is_global_zero:
