@@ -54,7 +54,8 @@ def run(cfg: DictConfig, in_sweep: bool = False) -> dict[str, float]:
     """
     validate(cfg)
     with released_at_end():  # the folders this run locked: its own, or the one it resumes
-        hold(cfg.paths.output_dir, "resume" if resumes(cfg) else "run")
+        if Path(cfg.paths.output_dir).is_dir():  # Hydra's, or another run's: refused at once
+            hold(cfg.paths.output_dir, "resume" if resumes(cfg) else "run")
         continue_interrupted_run(cfg)
         prepare(cfg)
         output_dir = Path(cfg.paths.output_dir)
@@ -71,6 +72,7 @@ def _run(cfg: DictConfig, output_dir: Path, in_sweep: bool) -> dict[str, float]:
         check_checkpoint(ckpt_path, model)
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
+        hold(output_dir)  # a folder made here is locked as it is made (held already: no-op)
         write_text_atomic(output_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     with refusals_as_config_errors():
