@@ -64,7 +64,7 @@ def run_job(config_name: str, overrides: Sequence[str], task: Callable[[DictConf
     saved, its log file written; return what ``task`` returns, or raise what it raised. A sweep
     is refused with the call that runs it."""
     _refuse_sweep_overrides(overrides)
-    with _initialized(config_name), _logging_restored(), released_at_end():
+    with _initialized(config_name), _logging_restored(), released_at_end(), _interrupts_kept():
         hydra = GlobalHydra.instance().hydra
         assert hydra is not None
         try:

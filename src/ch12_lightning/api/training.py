@@ -7,7 +7,6 @@ metrics, predictions, the model and its data.
 """
 
 import json
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,7 +17,7 @@ import torch
 from omegaconf import DictConfig
 
 from ch12_lightning.api.figures import ShownFigure, picture_figure, saved_picture, text_figure
-from ch12_lightning.api.hydra_jobs import composed, run_job
+from ch12_lightning.api.hydra_jobs import composed, path_override, run_job
 from ch12_lightning.callbacks.pictures import captioned_grid
 from ch12_lightning.checks.config import validate
 from ch12_lightning.data.tables import TableData
@@ -72,9 +71,6 @@ def train(overrides: Sequence[str] | None = None, output_dir: str | Path | None 
             folders.append(Path(cfg.paths.output_dir))
         return folders[-1]
 
-    # Lightning ignores SIGINT once it has caught one (signal.SIG_IGN), which in a notebook
-    # would leave the kernel deaf to every later interrupt.
-    handler = signal.getsignal(signal.SIGINT)
     try:
         job = [*given, QUIET_CONSOLE, *_run_folder(given, output_dir)]
         return load_run(run_job("train", job, task))
@@ -85,8 +81,6 @@ def train(overrides: Sequence[str] | None = None, output_dir: str | Path | None 
             f"Training stopped; the checkpoints of finished epochs are in {folders[-1]}. Resume "
             f"with {_resume_call(given, folders[-1], output_dir)}"
         ) from stop
-    finally:
-        signal.signal(signal.SIGINT, handler)
 
 
 def _run_folder(overrides: list[str], output_dir: str | Path | None) -> list[str]:
@@ -96,8 +90,8 @@ def _run_folder(overrides: list[str], output_dir: str | Path | None) -> list[str
     config that the run was started with."""
     resumed = _resumed_folder(overrides)
     if resumed and (output_dir is None or Path(output_dir).resolve() == resumed):
-        return [f"hydra.run.dir={resumed}", "hydra.output_subdir=null"]
-    return [] if output_dir is None else [f"hydra.run.dir={Path(output_dir).resolve()}"]
+        return [path_override("hydra.run.dir", resumed), "hydra.output_subdir=null"]
+    return [] if output_dir is None else [path_override("hydra.run.dir", Path(output_dir))]
 
 
 def _resumed_folder(overrides: list[str]) -> Path | None:
