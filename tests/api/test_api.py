@@ -3,6 +3,7 @@
 import io
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -108,8 +109,31 @@ def test_a_run_answers_in_plain_data_and_figures(tmp_path: Path, mnist_dir: Path
         assert picture.size == tuple(round(x * 100) for x in figure.get_size_inches())
         figure.savefig(tmp_path / "figure.png")  # and still a Figure that saves to a file
         assert Image.open(tmp_path / "figure.png").size == picture.size
-    with pytest.raises(FileNotFoundError, match="confusion_matrix_train.png does not exist"):
-        run.confusion_matrix("train")
+    (run.folder / "confusion_matrix_val.png").unlink()
+    with pytest.raises(FileNotFoundError, match="confusion_matrix_val.png does not exist"):
+        run.confusion_matrix("val")
+    for bad, message in (
+        (lambda: run.confusion_matrix("train"), "split=train is not valid: the run draws the "
+         "confusion matrices of test and val"),
+        (lambda: run.misclassified("tset"), "split=tset is not valid: must be one of train, val"),
+        (lambda: run.misclassified(n=0), "n=0 is not valid: must be a positive number"),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError, match=re.escape(message)) as err:
+            bad()
+        assert len(err.value._render_traceback_()) == 1  # a cell shows the message alone
+    twelve = _grid_captions(run.misclassified(n=12))
+    assert twelve == min(12, _mistakes(run, "test"))  # n pictures, not n // classes per class
+
+
+def _mistakes(run: api.Run, split: str) -> int:
+    inputs, targets = run.datamodule.splits[split].served()
+    with torch.inference_mode():
+        return int((run.model(inputs).argmax(dim=1) != targets).sum())
+
+
+def _grid_captions(figure) -> int:
+    """The number the grid's title gives ("12 misclassified (test)")."""
+    return int(figure.texts[0].get_text().split()[0]) if figure.texts else 0
 
 
 @pytest.mark.slow
@@ -179,6 +203,45 @@ def test_a_run_resumed_from_python_goes_on_in_its_own_folder(tmp_path: Path):
     assert again.startswith(log) and "Resuming" in again[len(log) :]  # one log, continued
     assert (first.folder / ".hydra" / "config.yaml").read_text() == config  # as it was started
     assert api.train(more, output_dir="first").folder == first.folder  # the printed call's form
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: api.train(["dataset=mnistt"]), "In 'train': Could not find 'dataset/mnistt'"),
+        (lambda: api.compose(["experiment=iris"]), "In 'train': Could not find 'experiment/iris'"),
+        (lambda: api.train("experiment=iris_book trainer.max_epochs=2"), "overrides='experiment="
+         "iris_book trainer.max_epochs=2' is not valid: give a list, one override per item: "
+         "['experiment=iris_book', 'trainer.max_epochs=2']"),
+        (lambda: api.compose(["seed=="]), "Error parsing override 'seed=='"),
+    ],
+)  # fmt: skip
+def test_what_hydra_refuses_is_one_message_in_a_cell(call, message: str):
+    with pytest.raises(ConfigError) as err:
+        call()
+    assert str(err.value).startswith(message)
+    (shown,) = err.value._render_traceback_()  # no traceback through Hydra's frames
+    assert shown.startswith("ConfigError: ")
+
+
+def test_a_refused_value_is_its_message_alone(capfd: pytest.CaptureFixture[str]):
+    with pytest.raises(ConfigError, match="model.dropout=1.5 is not valid"):
+        api.train(["experiment=iris_book", "model.dropout=1.5"], output_dir="run")
+    shown = capfd.readouterr()
+    assert "Error executing job" not in shown.err + shown.out  # Hydra's line before the error
+
+
+def test_resuming_with_fewer_epochs_than_trained_changes_nothing(tmp_path: Path):
+    run = api.train(["experiment=iris_book", "trainer.max_epochs=3"], output_dir="run")
+    before = {p: p.read_bytes() for p in run.folder.rglob("*") if p.is_file()}
+    fewer = ["experiment=iris_book", "trainer.max_epochs=1", f"ckpt_path={run.folder}"]
+    message = (f"trainer.max_epochs=1 is not valid: the run in {run.folder} has trained 3 epochs "
+               "(last.ckpt); give trainer.max_epochs=4 or more")  # fmt: skip
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        api.train(fewer)
+    after = {p: p.read_bytes() for p in run.folder.rglob("*") if p.is_file()}
+    changed = [p.name for p in after if before.get(p) != after[p]]
+    assert changed in ([], ["train.log"]), changed  # the refusal is logged, nothing else moves
 
 
 def test_every_public_name_is_documented():

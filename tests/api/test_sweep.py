@@ -33,6 +33,8 @@ def test_a_sweep_runs_here_into_the_command_lines_sweep_folder(tmp_path: Path):
     best = [job["metrics"]["val/acc_best"] for job in sweep.jobs]
     assert best == sorted(best, reverse=True) and sweep.metric == "val/acc_best"
     assert [(s["seeds"], s["completed"]) for s in sweep.settings] == [(["1", "2"], 2)]
+    top = f"best val/acc_best {best[0]:.4f}: {sweep.jobs[0]['overrides']}"
+    assert repr(sweep) == f"Sweep({folder}, 2 jobs, 2 completed; {top})"  # a cell's one line
     for name in ("summary.md", "summary_by_setting.csv", "multirun.yaml"):
         assert (folder / name).is_file(), name
     for job in ("0_seed=1", "1_seed=2"):

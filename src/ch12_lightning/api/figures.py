@@ -15,6 +15,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
+from ch12_lightning.errors import InputError
+
+# Pixels above a titled picture for its title (12-point text at 100 dots per inch).
+TITLE_BAND = 30
+
+
+class MissingPicture(InputError, FileNotFoundError):
+    """A picture the run did not draw; a cell shows the message alone."""
+
 
 class ShownFigure(Figure):
     """A Figure that IPython displays as its PNG."""
@@ -28,12 +37,13 @@ class ShownFigure(Figure):
 def picture_figure(picture: Image.Image, title: str = "") -> ShownFigure:
     """``picture`` pixel for pixel (at 100 dots per inch), with ``title`` above it."""
     width, height = picture.size
-    figure = ShownFigure(figsize=(width / 100, height / 100 + (0.3 if title else 0)), dpi=100)
-    axes = figure.add_axes((0, 0, 1, height / (height + (30 if title else 0))))
+    band = TITLE_BAND if title else 0
+    figure = ShownFigure(figsize=(width / 100, (height + band) / 100), dpi=100)
+    axes = figure.add_axes((0, 0, 1, height / (height + band)))
     axes.imshow(np.asarray(picture.convert("RGB")))
     axes.set_axis_off()
-    if title:
-        figure.suptitle(title, y=0.99, va="top")
+    if title:  # in the band above the picture, however tall the picture is
+        figure.suptitle(title, y=1 - 4 / (height + band), va="top")
     return figure
 
 
@@ -47,6 +57,6 @@ def text_figure(text: str) -> ShownFigure:
 def saved_picture(path: Path, what: str) -> ShownFigure:
     """The picture a run wrote, or a clear error naming the file it lacks and why."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: the run drew no {what}")
+        raise MissingPicture(f"{path} does not exist: the run drew no {what}")
     with Image.open(path) as picture:
         return picture_figure(picture.copy())

@@ -19,25 +19,42 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import OverrideParseException
+from hydra.errors import ConfigCompositionException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from ch12_lightning import config_dir
 from ch12_lightning.checks.override_keys import unknown_keys_explained
-from ch12_lightning.errors import ConfigError
+from ch12_lightning.errors import ConfigError, Explained
 from ch12_lightning.run.build import LIGHTNING_LOGGERS
 from ch12_lightning.run.folder_lock import released_at_end
 
 
+def listed(overrides: Sequence[str] | None) -> list[str]:
+    """The overrides as a list; a string (``"dataset=mnist optimizer=adam"``, as typed on the
+    command line) would be read a character at a time."""
+    if isinstance(overrides, str):
+        reason = f"give a list, one override per item: {overrides.split()}"
+        raise ConfigError(f"overrides={overrides!r} is not valid: {reason}")
+    return list(overrides or [])
+
+
 @contextmanager
 def _initialized(job_name: str) -> Iterator[None]:
+    """Hydra set up for one call; what Hydra finds wrong while composing (an unknown option, a
+    misspelled key, an override it cannot parse) raised as the ``ConfigError`` it is, whose
+    message a notebook shows alone, as the command line prints it."""
     GlobalHydra.instance().clear()  # a call interrupted by the user may have left it set
-    with (
-        unknown_keys_explained(),
-        initialize_config_dir(str(config_dir()), version_base="1.3", job_name=job_name),
-    ):
-        yield
+    try:
+        with (
+            unknown_keys_explained(),
+            initialize_config_dir(str(config_dir()), version_base="1.3", job_name=job_name),
+        ):
+            yield
+    except (ConfigCompositionException, OverrideParseException) as err:
+        cause = f"\n{err.__cause__}" if isinstance(err.__cause__, OmegaConfBaseException) else ""
+        raise ConfigError(f"{err}{cause}") from err
 
 
 def composed(config_name: str, overrides: Sequence[str]) -> DictConfig:
@@ -68,7 +85,20 @@ def run_job(config_name: str, overrides: Sequence[str], task: Callable[[DictConf
         hydra = GlobalHydra.instance().hydra
         assert hydra is not None
         try:
-            return hydra.run(config_name, task, list(overrides)).return_value
+            refused: list[Explained] = []
+
+            def explained(cfg: DictConfig) -> Any:
+                # Hydra prints "Error executing job with overrides: [...]" before it raises a
+                # job's error; a bad value's own message says more, and alone.
+                try:
+                    return task(cfg)
+                except Explained as err:
+                    refused.append(err)
+
+            result = hydra.run(config_name, explained, list(overrides)).return_value
+            if refused:
+                raise refused[0]
+            return result
         except AssertionError:
             # Hydra.run asserts hydra.mode=RUN: a config that makes itself a sweep
             # (hparams_search sets hydra.mode=MULTIRUN) would end in a bare AssertionError.

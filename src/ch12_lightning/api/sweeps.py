@@ -9,7 +9,13 @@ from typing import Any
 
 from hydra.types import RunMode
 
-from ch12_lightning.api.hydra_jobs import SWEEP_FLAGS, composed_sweep, path_override, run_multirun
+from ch12_lightning.api.hydra_jobs import (
+    SWEEP_FLAGS,
+    composed_sweep,
+    listed,
+    path_override,
+    run_multirun,
+)
 from ch12_lightning.api.training import QUIET_CONSOLE, TrainingStopped
 from ch12_lightning.errors import Explained
 from ch12_lightning.run.folder_lock import hold, released_at_end
@@ -29,6 +35,16 @@ class Sweep:
     direction: str
     jobs: list[dict[str, Any]]
     settings: list[dict[str, Any]]
+
+    def __repr__(self) -> str:
+        """A line a cell can show (the rows are in ``jobs`` and ``settings``)."""
+        done = sum(job["status"] == "completed" for job in self.jobs)
+        scored = [job for job in self.jobs if self.metric in (job.get("metrics") or {})]
+        best = ""
+        if scored:
+            top = scored[0]
+            best = f"; best {self.metric} {top['metrics'][self.metric]:.4f}: {top['overrides']}"
+        return f"Sweep({self.folder}, {len(self.jobs)} jobs, {done} completed{best})"
 
 
 def load_sweep(folder: str | Path, metric: str = METRICS[0], direction: str = "maximize") -> Sweep:
@@ -68,7 +84,7 @@ def sweep(overrides: Sequence[str] | None = None, sweep_dir: str | Path | None =
     ``SweepFailed`` once the other jobs have run (its ``sweep`` lists them all). Stopped (the
     kernel's stop button, Ctrl-C), it raises ``KeyboardInterrupt`` saying how many jobs
     finished; the stopped job keeps the checkpoints of its finished epochs."""
-    given = [override for override in overrides or [] if override not in SWEEP_FLAGS]
+    given = [override for override in listed(overrides) if override not in SWEEP_FLAGS]
     if sweep_dir is not None:
         given.append(path_override("hydra.sweep.dir", Path(sweep_dir)))
     cfg = composed_sweep("train", given)

@@ -17,11 +17,11 @@ import torch
 from omegaconf import DictConfig
 
 from ch12_lightning.api.figures import ShownFigure, picture_figure, saved_picture, text_figure
-from ch12_lightning.api.hydra_jobs import composed, path_override, run_job
+from ch12_lightning.api.hydra_jobs import composed, listed, path_override, run_job
 from ch12_lightning.callbacks.pictures import captioned_grid
 from ch12_lightning.checks.config import validate
 from ch12_lightning.data.tables import TableData
-from ch12_lightning.errors import ShownAsMessage
+from ch12_lightning.errors import ConfigError, ShownAsMessage, invalid
 from ch12_lightning.run.resume import resume_checkpoint
 from ch12_lightning.trained.answers import Estimate, Prediction
 from ch12_lightning.trained.inputs import PictureInput, picture_sources
@@ -34,6 +34,8 @@ from ch12_lightning.trained.rows import RowsInput
 
 # What ``Run.predict`` takes: pictures for a picture run, rows of raw values for a table run.
 Predictable = PictureInput | Sequence[PictureInput] | RowsInput
+# The splits whose confusion matrices a run draws (callbacks/confusion.py).
+DRAWN_SPLITS = ("test", "val")
 # Log records a notebook cell shows: warnings; all of them go to the run's log file.
 QUIET_CONSOLE = "++hydra.job_logging.handlers.console.level=WARNING"
 
@@ -41,7 +43,7 @@ QUIET_CONSOLE = "++hydra.job_logging.handlers.console.level=WARNING"
 def compose(overrides: Sequence[str] | None = None) -> DictConfig:
     """The ``train`` config as ``./ch12 train <overrides>`` composes it, checked by the same
     rules: a bad value raises the ``ConfigError`` the command line prints."""
-    cfg = composed("train", overrides or [])
+    cfg = composed("train", listed(overrides))
     validate(cfg)
     return cfg
 
@@ -61,7 +63,7 @@ def train(overrides: Sequence[str] | None = None, output_dir: str | Path | None 
     ``last``) continues that run in its own folder and returns it."""
     from ch12_lightning.run.pipeline import run
 
-    given = list(overrides or [])
+    given = listed(overrides)
     folders: list[Path] = []
 
     def task(cfg: DictConfig) -> Path:
@@ -203,27 +205,33 @@ class Run:
     def confusion_matrix(self, split: str = "test") -> ShownFigure:
         """The run folder's confusion matrix of ``split`` (``test``, or ``val`` at the best
         epoch)."""
+        if split not in DRAWN_SPLITS:
+            reason = f"the run draws the confusion matrices of {' and '.join(DRAWN_SPLITS)}"
+            raise ConfigError(invalid("split", split, reason))
         name = f"confusion_matrix_{split}.png"
         return saved_picture(self.folder / name, f"confusion matrix of {split}")
 
     def misclassified(self, split: str = "test", n: int = 21) -> ShownFigure:
-        """Up to ``n`` pictures of ``split`` the model gets wrong, an equal share per true
-        class, captioned as the run folder's ``misclassified.png``."""
-        inputs, targets = self.datamodule.splits[split].served()
+        """Up to ``n`` pictures of ``split`` the model gets wrong, taken from each true class in
+        turn (an equal share, as far as each class has mistakes), captioned as the run folder's
+        ``misclassified.png``."""
+        splits = self.datamodule.splits
+        if split not in splits:
+            raise ConfigError(invalid("split", split, f"must be one of {', '.join(splits)}"))
+        if not (isinstance(n, int) and n > 0):
+            raise ConfigError(invalid("n", n, "must be a positive number of pictures"))
+        inputs, targets = splits[split].served()
         if inputs.dim() != 4:
-            shape = list(inputs.shape[1:])
-            raise ValueError(f"the run's data are not pictures (inputs of shape {shape})")
+            shape = tuple(inputs.shape[1:])
+            raise ConfigError(
+                f"misclassified draws pictures, and this run's inputs are rows of shape {shape}: "
+                f"its confusion matrix shows what it gets wrong (confusion_matrix('{split}'))"
+            )
         with torch.inference_mode():
             probabilities = self.model.probabilities(self.model(inputs))
         confidence, predicted = probabilities.max(dim=1)
         names = list(self.model.hparams.class_names)
-        share, taken = max(1, n // len(names)), [0] * len(names)
-        chosen = []
-        for i in (predicted != targets).nonzero().flatten().tolist():
-            true = int(targets[i])
-            if taken[true] < share and len(chosen) < n:
-                taken[true] += 1
-                chosen.append(i)
+        chosen = _in_turn_by_class((predicted != targets).nonzero().flatten(), targets, n)
         if not chosen:
             return text_figure(f"The model gets every picture of {split} right.")
         captions = [(f"true {names[int(targets[i])]}",
@@ -235,3 +243,15 @@ class Run:
     def __repr__(self) -> str:
         shown = {k: round(v, 4) for k, v in sorted(self.metrics.items()) if "/" in k}
         return f"Run({self.folder}, {shown})"
+
+
+def _in_turn_by_class(wrong: torch.Tensor, targets: torch.Tensor, n: int) -> list[int]:
+    """Up to ``n`` of the ``wrong`` indices, one of each true class in turn, in data order."""
+    by_class: dict[int, list[int]] = {}
+    for i in wrong.tolist():
+        by_class.setdefault(int(targets[i]), []).append(i)
+    queues = [by_class[label] for label in sorted(by_class)]
+    chosen: list[int] = []
+    for rank in range(max(map(len, queues), default=0)):
+        chosen.extend(queue[rank] for queue in queues if rank < len(queue))
+    return sorted(chosen[:n])

@@ -8,6 +8,8 @@ by an older version) is skipped with a warning, not met with a zip reader's trac
 """
 
 import logging
+import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -125,17 +127,38 @@ def continue_interrupted_run(cfg: DictConfig) -> None:
     if cfg.get("train", True):
         folder = checkpoint.parent.parent
         hold(folder, "resume")  # not while that run still writes into it
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        _check_epochs_left(cfg, checkpoint, state)
         where = "" if folder == own else f" (this command's own log stays in {own})"
         log.info("Resuming %s from %s%s", folder, checkpoint.relative_to(folder), where)
         remove_leftover_temporaries(folder)
         cfg.paths.output_dir = str(folder)
-        _hide_logs_after(cfg, _logged_step(checkpoint))
+        _hide_logs_after(cfg, _logged_step(state))
+        # Lightning warns that the run's checkpoints/ "exists and is not empty": here it must.
+        ours = re.escape(str(folder / CHECKPOINTS))
+        warnings.filterwarnings("ignore", f"Checkpoint directory {ours} exists and is not empty")
 
 
-def _logged_step(checkpoint: Path) -> int | None:
+def _check_epochs_left(cfg: DictConfig, checkpoint: Path, state: dict) -> None:
+    """Lightning refuses a ``max_epochs`` below the epoch a checkpoint restores, but only once
+    fitting starts, after the run's folder has its new ``config_resolved.yaml`` and TensorBoard
+    file: the finished run's record would no longer say what it trained. The same rule, first."""
+    max_epochs = cfg.get("trainer", {}).get("max_epochs")
+    fit_loop = state.get("loops", {}).get("fit_loop", {})
+    restored = fit_loop.get("epoch_progress", {}).get("current", {}).get("completed")
+    if max_epochs in (None, -1) or restored is None or restored <= max_epochs:
+        return
+    trained = int(state.get("epoch", restored)) + 1
+    raise ConfigError(
+        f"trainer.max_epochs={max_epochs} is not valid: the run in {checkpoint.parent.parent} has "
+        f"trained {trained} epochs ({checkpoint.name}); give trainer.max_epochs={trained + 1} or "
+        "more to train on. Nothing of the run was changed."
+    )
+
+
+def _logged_step(state: dict) -> int | None:
     """The logging step a checkpoint was saved at (Lightning logs against training batches
     that stepped), or None if the checkpoint does not say."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     return (
         state.get("loops", {})
         .get("fit_loop", {})
