@@ -53,6 +53,9 @@ class FoundCheckpoint:
     epoch: int = -1
     step: int = -1
     problem: str | None = None
+    # Epochs whose training batches all ran: Lightning's own count (the fit loop's ``processed``),
+    # right also for a checkpoint saved mid-epoch, where ``epoch + 1`` would count one too many.
+    epochs_trained: int = 0
 
     @property
     def loads(self) -> bool:
@@ -76,7 +79,13 @@ def inspect(path: Path) -> FoundCheckpoint:
         return FoundCheckpoint(path, problem=f"does not load ({error})")
     if not isinstance(state, dict) or "state_dict" not in state:
         return FoundCheckpoint(path, problem="is not a Lightning checkpoint (no state_dict)")
-    return FoundCheckpoint(path, int(state.get("epoch", -1)), int(state.get("global_step", -1)))
+    loop = state.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    return FoundCheckpoint(
+        path,
+        int(state.get("epoch", -1)),
+        int(state.get("global_step", -1)),
+        epochs_trained=int(loop.get("processed", 0)),
+    )
 
 
 def checkpoints_in(folder: Path) -> list[FoundCheckpoint]:

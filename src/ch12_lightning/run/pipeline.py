@@ -5,7 +5,10 @@ import signal
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+from lightning.pytorch.strategies.launchers import (
+    _MultiProcessingLauncher,
+    _SubprocessScriptLauncher,
+)
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -16,6 +19,7 @@ from ch12_lightning.cluster.launch import on_slurm
 from ch12_lightning.errors import InputError
 from ch12_lightning.files.atomic import write_json_atomic, write_text_atomic
 from ch12_lightning.run.build import build, prepare, refusals_as_config_errors
+from ch12_lightning.run.checkpoints import checkpoints_in
 from ch12_lightning.run.disk import full_disk_explained
 from ch12_lightning.run.folder_lock import hold, released_at_end
 from ch12_lightning.run.resume import continue_interrupted_run, resumes
@@ -76,11 +80,12 @@ def _run(cfg: DictConfig, output_dir: Path, in_sweep: bool) -> dict[str, float]:
         write_text_atomic(output_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     with refusals_as_config_errors():
+        epochs = trainer.current_epoch
         if cfg.get("train", True):
             _fit(trainer, model, datamodule, ckpt_path, output_dir)
             ckpt_path = _best_checkpoint(trainer)
+            epochs = _epochs_trained(trainer)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        epochs = trainer.current_epoch
         if cfg.get("test", True):
             # A notebook's bar says the result in a line (callbacks/progress.py).
             verbose = not in_jupyter_kernel()
@@ -127,3 +132,26 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
         if getattr(callback, "monitor", None) and callback.best_model_path:
             return callback.best_model_path
     return None
+
+
+def _epochs_trained(trainer: L.Trainer) -> int | None:
+    """The epochs the run has trained after ``fit`` (a resumed run's earlier ones included).
+
+    Lightning's spawn and fork launchers (``ddp_spawn``, ``ddp_notebook`` and their ``_cpu``
+    variants) train in processes of their own and bring back to this one the metrics, the
+    trainer's state and the best checkpoint's path, but not the loop's progress: here
+    ``trainer.current_epoch`` still says 0, and Lightning has no public way to ask for it. What
+    rank 0 wrote says it: its furthest checkpoint's count of epochs trained. None where the
+    ranks wrote no checkpoint (checkpointing off): not known here, rather than a wrong 0."""
+    if not isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
+        return trainer.current_epoch
+    folders = set()
+    for callback in trainer.checkpoint_callbacks:
+        # A dirpath from the config; Lightning's default callback (callbacks=none) chooses its
+        # folder in the ranks, so here only its best path, which the launcher brings back, says.
+        dirpath = getattr(callback, "dirpath", None)
+        best = Path(getattr(callback, "best_model_path", None) or "")
+        if dirpath or best.is_file():
+            folders.add(Path(dirpath) if dirpath else best.parent)
+    found = [c.epochs_trained for folder in folders for c in checkpoints_in(folder) if c.loads]
+    return max(found, default=None)
