@@ -114,7 +114,7 @@ class Classifier(TaskModule):
         self.confusion_matrices[stage] = matrix.cpu()
         recall = matrix.diag() / matrix.sum(dim=1).clamp_min(1)  # 0 for a class absent here
         for name, value in zip(self.hparams.class_names, recall.float(), strict=True):
-            self.log(f"{stage}/acc_{name}", value)
+            self.log_reduced(f"{stage}/acc_{name}", value)
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
