@@ -26,10 +26,16 @@ def confusion_picture(counts: np.ndarray, class_names: list[str], title: str) ->
     by scikit-learn's ``ConfusionMatrixDisplay`` DISPLAY_WIDTH pixels wide."""
     # A Figure of its own, drawn by Agg: no pyplot state, no display needed.
     from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
     from sklearn.metrics import ConfusionMatrixDisplay
 
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    figure = Figure(figsize=(DISPLAY_WIDTH / DPI, 2 * PANEL_HEIGHT + 0.3), dpi=DPI)
+    # Constrained layout makes room for the labels, however long the class names (Iris's
+    # "versicolor" pushed a fixed margin's "true class" off the left edge); the size stays.
+    # Agg draws the rotated label up to 4 pixels left of the box the layout measures: a pad of
+    # 0.1 inch (the default is 3 points) keeps it whole.
+    layout = ConstrainedLayoutEngine(w_pad=0.1)
+    figure = Figure(figsize=(DISPLAY_WIDTH / DPI, 2 * PANEL_HEIGHT + 0.3), dpi=DPI, layout=layout)
     axes = figure.subplots(2, 1)
     text = {"fontsize": 7 if len(class_names) > 5 else 10}
     panels = ((counts, "d", "counts"), (shares, ".0%", "share of each true class"))
@@ -41,7 +47,6 @@ def confusion_picture(counts: np.ndarray, class_names: list[str], title: str) ->
         axis.set_ylabel("true class", fontsize=8)
         axis.tick_params(labelsize=7)
     figure.suptitle(title, fontsize=9)
-    figure.subplots_adjust(left=0.15, right=0.98, bottom=0.07, top=0.92, hspace=0.3)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return Image.open(buffer)
