@@ -56,6 +56,10 @@ def test_a_digit_in_every_form_gives_its_png_files_answer(
     # each the digit's alone (up to the last bits of a batched matrix product).
     batched = run.predict(digits[:5])
     assert [str(p.path) for p in batched] == [f"picture {i}" for i in range(5)]
+    for n in (3, 4):  # X[:3], X[:4]: digits too, not one RGB(A) picture (NumPy: channels last)
+        assert [p.class_name for p in run.predict(digits[:n])] == [
+            p.class_name for p in batched[:n]
+        ]
     for i, digit in enumerate(digits[:5]):
         (alone,) = run.predict(digit)
         assert batched[i].probabilities == pytest.approx(alone.probabilities, abs=1e-6)
@@ -97,25 +101,42 @@ def test_the_cnn_takes_pictures_held_in_memory(mnist_dir: Path, tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    ("shape", "count", "mode"),
+    ("kind", "shape", "count", "mode", "size"),
     [
-        ((28, 28), 1, "L"),
-        ((1, 28, 28), 1, "L"),
-        ((3, 28, 28), 1, "RGB"),  # channels first: one RGB picture, not three gray ones
-        ((28, 28, 3), 1, "RGB"),
-        ((28, 28, 4), 1, "RGB"),  # RGBA, made opaque as a file's transparency is
-        ((5, 28, 28), 5, "L"),  # no channel count first or last: a batch of gray pictures
-        ((3, 1, 28, 28), 3, "L"),
-        ((2, 28, 28, 3), 2, "RGB"),
-        ((2, 3, 20, 30), 2, "RGB"),
+        (np, (28, 28), 1, "L", (28, 28)),
+        (torch, (28, 28), 1, "L", (28, 28)),
+        # NumPy (and PIL) hold pictures channels-last: 3 dimensions are a picture (H, W, C) by
+        # their last size, else a batch of gray ones, as MNIST's X[:3] and X[:4] are.
+        (np, (28, 28, 3), 1, "RGB", (28, 28)),
+        (np, (28, 28, 4), 1, "RGB", (28, 28)),  # RGBA, made opaque as a file's transparency is
+        (np, (28, 28, 1), 1, "L", (28, 28)),
+        (np, (3, 28, 28), 3, "L", (28, 28)),
+        (np, (4, 28, 28), 4, "L", (28, 28)),
+        (np, (1, 28, 28), 1, "L", (28, 28)),
+        (np, (5, 28, 28), 5, "L", (28, 28)),
+        # torch (torchvision) holds them channels-first: (C, H, W) by the first size.
+        (torch, (3, 28, 28), 1, "RGB", (28, 28)),
+        (torch, (4, 28, 28), 1, "RGB", (28, 28)),
+        (torch, (1, 28, 28), 1, "L", (28, 28)),
+        (torch, (5, 28, 28), 5, "L", (28, 28)),
+        # 4 dimensions are a batch, channels where the library keeps them, else the other end.
+        (np, (2, 28, 28, 3), 2, "RGB", (28, 28)),
+        (np, (3, 1, 28, 28), 3, "L", (28, 28)),
+        (np, (2, 3, 28, 3), 2, "RGB", (28, 3)),  # both ends could be channels: NumPy's last
+        (torch, (2, 3, 28, 28), 2, "RGB", (28, 28)),
+        (torch, (2, 28, 28, 3), 2, "RGB", (28, 28)),
+        (torch, (2, 3, 28, 3), 2, "RGB", (3, 28)),  # both ends could be channels: torch's first
     ],
+    ids=lambda v: v.__name__ if hasattr(v, "__name__") else str(v),
 )
-def test_layouts_are_read_by_their_channel_counts(shape: tuple[int, ...], count: int, mode: str):
-    sources = picture_sources(np.full(shape, 200, np.uint8))
+def test_layouts_follow_each_librarys_convention(
+    kind: object, shape: tuple[int, ...], count: int, mode: str, size: tuple[int, int]
+):
+    pixels = np.full(shape, 200, np.uint8)
+    sources = picture_sources(pixels if kind is np else torch.from_numpy(pixels))
     assert len(sources) == count
     assert all(isinstance(s, HeldPicture) and s.picture.image.mode == mode for s in sources)
-    height, width = (20, 30) if shape[-1] == 30 else (28, 28)
-    assert {s.picture.image.size for s in sources} == {(width, height)}
+    assert {s.picture.image.size for s in sources} == {size}  # (width, height)
 
 
 @pytest.mark.parametrize(

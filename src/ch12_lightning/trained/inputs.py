@@ -8,14 +8,16 @@ filled as a file's is) and goes through ``picture_decode.held_picture``: a digit
 gives the tensor that the same digit saved as a PNG file gives, and for MNIST with
 ``preprocess=none`` the very tensor training used.
 
-The layout is read from the shape; a size of 1, 3 or 4 is taken for channels (gray, RGB, RGBA):
+The layout is read from the shape, by each library's own convention: NumPy arrays (as PIL and
+matplotlib hold pictures) are channels-last, (H, W, C); torch tensors (as torchvision holds them)
+channels-first, (C, H, W). A size of 1, 3 or 4 is taken for channels (gray, RGB, RGBA):
 
 - (H, W): one gray picture;
-- 3 dimensions: (C, H, W) if the first size is 1, 3 or 4, else (H, W, C) if the last one is,
-  else a batch of gray pictures (N, H, W). So (3, 28, 28) is one RGB picture, channels first,
-  and (28, 28, 3) one RGB picture, channels last; give a batch of 3 or 4 gray pictures as
-  (N, 1, H, W) or as a list;
-- 4 dimensions: a batch (N, C, H, W) if the second size is 1, 3 or 4, else (N, H, W, C).
+- 3 dimensions, a NumPy array: (H, W, C) if the last size is 1, 3 or 4, else a batch of gray
+  pictures (N, H, W), so ``X[:3]`` of MNIST's (N, 28, 28) digits is three digits, not one RGB
+  picture; a torch tensor: (C, H, W) if the first size is 1, 3 or 4, else a batch (N, H, W);
+- 4 dimensions: a batch, (N, H, W, C) for an array and (N, C, H, W) for a tensor; one whose
+  channels sit only at the other place is read so too ((N, 1, H, W) of gray arrays, say).
 """
 
 from collections.abc import Sequence
@@ -32,9 +34,10 @@ from ch12_lightning.trained.predict import HeldPicture, image_files
 PictureInput = str | Path | Image.Image | np.ndarray | torch.Tensor
 CHANNELS = (1, 3, 4)  # gray, RGB, RGBA
 TAKEN = (
-    "this run predicts pictures: give files, a folder, PIL images, or arrays or tensors of "
-    "one picture (H, W), (H, W, C), (C, H, W) or a batch (N, H, W), (N, C, H, W), (N, H, W, C) "
-    "(C: 1, 3 or 4 channels), integers 0-255 (uint8) or floats 0-1; or a list of these"
+    "this run predicts pictures: give files, a folder, PIL images, NumPy arrays of one picture "
+    "(H, W), (H, W, C) or a batch (N, H, W), (N, H, W, C), torch tensors of one picture (H, W), "
+    "(C, H, W) or a batch (N, H, W), (N, C, H, W) (C: 1, 3 or 4 channels), integers 0-255 "
+    "(uint8) or floats 0-1; or a list of these"
 )
 
 
@@ -66,29 +69,35 @@ def picture_sources(given: PictureInput | Sequence[PictureInput]) -> list[Path |
 
 def _images(item: object) -> list[Image.Image]:
     """The pictures of an array or tensor, as 8-bit PIL images."""
+    channels_first = isinstance(item, torch.Tensor)  # torchvision's way; NumPy's, PIL's: last
     if isinstance(item, torch.Tensor):
         item = item.detach().cpu()
         item = (item.double() if item.is_floating_point() else item).numpy()
     if not isinstance(item, np.ndarray):
         raise not_taken(f"a value of type {type(item).__name__} is not a picture")
-    batch = _eight_bit(_channels_last_batch(item))
+    batch = _eight_bit(_channels_last_batch(item, channels_first))
     pixels = batch[..., 0] if batch.shape[-1] == 1 else batch  # gray as (H, W): mode L
     return [Image.fromarray(np.ascontiguousarray(picture)) for picture in pixels]
 
 
-def _channels_last_batch(array: np.ndarray) -> np.ndarray:
-    """``array`` as (N, H, W, C), by the layout rules of this module's docstring."""
+def _channels_last_batch(array: np.ndarray, channels_first: bool) -> np.ndarray:
+    """``array`` as (N, H, W, C), by the layout rules of this module's docstring
+    (``channels_first``: a torch tensor's convention, else NumPy's)."""
     shape = tuple(array.shape)
     if 0 in shape:
         raise not_taken(f"an array of shape {shape} holds no pixels")
     if array.ndim == 2:
         return array[None, :, :, None]
     if array.ndim == 3:
-        if shape[0] in CHANNELS:
-            return array.transpose(1, 2, 0)[None]
+        if channels_first:
+            return array.transpose(1, 2, 0)[None] if shape[0] in CHANNELS else array[..., None]
         return array[None] if shape[-1] in CHANNELS else array[..., None]
-    if array.ndim == 4 and (shape[1] in CHANNELS or shape[-1] in CHANNELS):
-        return array.transpose(0, 2, 3, 1) if shape[1] in CHANNELS else array
+    if array.ndim == 4:
+        first, last = shape[1] in CHANNELS, shape[-1] in CHANNELS
+        if first and (channels_first or not last):
+            return array.transpose(0, 2, 3, 1)
+        if last:
+            return array
     raise not_taken(f"an array of shape {shape} is not a picture nor a batch of pictures")
 
 
