@@ -115,12 +115,14 @@ def _fit(
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     except SystemExit as stop:  # Ctrl-C (Lightning exits with 1) or SIGTERM
         if trainer.is_global_zero:
+            # In a notebook the stop's own message is the api.train call that resumes.
+            hints = [] if in_jupyter_kernel() else [f"Resume with ckpt_path={output_dir} (or "
+                                                    "ckpt_path=last)"]  # fmt: skip
+            hints += ["a requeued SLURM job resumes by itself"] if on_slurm() else []
             log.error(
-                "Training was stopped in epoch %d; the checkpoints of finished epochs are kept. "
-                "Resume with ckpt_path=%s (or ckpt_path=last)%s.",
+                "Training was stopped in epoch %d; the checkpoints of finished epochs are kept.%s",
                 trainer.current_epoch + 1,
-                output_dir,
-                "; a requeued SLURM job resumes by itself" if on_slurm() else "",
+                f" {'; '.join(hints)}." if hints else "",
             )
         code = 128 + signal.SIGTERM if isinstance(stop, SIGTERMException) else stop.code
         raise SystemExit(code) from stop
