@@ -93,6 +93,10 @@ def test_an_earlier_regression_run_predicts_values_and_exports(
         expected = run.model(run.datamodule.splits["test"].inputs).flatten().tolist()
     found = run.predict(list(range(10)))  # x = 0..9, raw: ten rows of the one column
     assert [estimate.value for estimate in found] == expected
+    assert not any(estimate.notes for estimate in found)
+    (far,) = run.predict([100])  # a value far beyond the ten points is said so on its line
+    note = "x 100 lies far outside the training data (33 standard deviations from its mean, 4.5)"
+    assert far.notes == (f"{note}: other units?",) and far.line().endswith(f"{note}: other units?]")
 
     out = tmp_path / "values.csv"
     ckpt = f"ckpt_path={run.folder}"
@@ -100,7 +104,7 @@ def test_an_earlier_regression_run_predicts_values_and_exports(
     (estimate,) = predict_files(predict)
     assert estimate.value == pytest.approx(expected[3], abs=1e-6)
     printed = capsys.readouterr().out.splitlines()
-    assert printed == [estimate.line(), f"1 rows predicted; written to {out}"]
+    assert printed == [estimate.line(), f"1 row predicted; written to {out}"]
     assert out.read_text().splitlines()[0] == "row,x,value"
 
     output = tmp_path / "line.pt2"

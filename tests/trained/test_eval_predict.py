@@ -145,7 +145,7 @@ def test_predict_any_image_mode_and_size(mnist_run: Path, mnist_dir: Path, tmp_p
     result = command("predict", f"ckpt_path={mnist_run}", f"inputs={images}", "output_csv=p.csv",
                      "preprocess=none", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "1 other files in the folders skipped, not pictures (notes.txt)" in result.stdout
+    assert "1 other file in the folders skipped, not a picture (notes.txt)" in result.stdout
 
     answer = re.compile(rf"^{re.escape(str(images))}/(\S+): (\S+ \([0-9.]+, [a-z ]+\))")
     printed = dict(m.groups() for m in map(answer.match, result.stdout.splitlines()) if m)
@@ -260,7 +260,9 @@ def test_celeba_run_evaluates_and_predicts(tmp_path: Path):
     assert predicted.probability == pytest.approx(float(probabilities.max()), abs=1e-6)
 
 
-def test_a_cnn_run_evaluates_predicts_and_exports(mnist_dir: Path, tmp_path: Path):
+def test_a_cnn_run_evaluates_predicts_and_exports(
+    mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
     """The network is the checkpoint's own: eval, predict and export need no model settings."""
     cnn = ["model=cnn", "model.channels=[4,8]"]
     folder = train_here(*quick(mnist_dir, tmp_path), *cnn, cwd=tmp_path)
@@ -278,6 +280,7 @@ def test_a_cnn_run_evaluates_predicts_and_exports(mnist_dir: Path, tmp_path: Pat
     # preprocess=none: the generated digits are in MNIST's form already.
     predict = trained_run_config("predict", tmp_path / "predict", *overrides, "preprocess=none")
     (predicted,) = predict_files(predict)
+    assert capsys.readouterr().out.splitlines()[-1].startswith("1 picture predicted (")
     five = torch.from_numpy(digit(5)).float().div(255).sub(0.1307).div(0.3081)
     with torch.inference_mode():
         probabilities = model.probabilities(model(five[None, None]))[0]

@@ -128,7 +128,7 @@ def test_a_folder_with_bad_files_predicts_the_good_ones(digit_reader, pictures, 
     assert f"{mixed / 'broken.png'}: cannot be read (UnidentifiedImageError" in out
     assert "only 1x1 pixels: too small to hold a digit" in out
     assert "6 pictures predicted" in out and "1 could not be read" in out
-    assert "1 other files in the folders skipped, not pictures (notes.txt)" in out
+    assert "1 other file in the folders skipped, not a picture (notes.txt)" in out
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 1 + 6  # the header, 6 rows
     skipped = predictions(digit_reader, mixed, tmp_path, "on_error=skip", "output_csv=null")
     assert len(skipped) == 6

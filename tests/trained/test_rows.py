@@ -134,12 +134,13 @@ def test_the_predict_command_and_the_exported_model_take_raw_rows(
         assert found == run.predict(raw[:count])
         printed = capsys.readouterr().out.splitlines()
         assert printed[:-1] == [answer.line() for answer in found]
-        assert printed[-1].startswith(f"{count} rows predicted (")
+        assert printed[-1].startswith(f"{count} row{'s' if count > 1 else ''} predicted (")
         with open(out, newline="") as f:
             written = list(csv.DictReader(f))
         assert list(written[0]) == ["row", *FEATURES, "class", "probability", "confidence",
                                     "p_setosa", "p_versicolor", "p_virginica"]  # fmt: skip
-        assert [float(written[0][name]) for name in FEATURES] == pytest.approx(raw[0])
+        # The measurements as given (6.3), not as float32 holds them (6.300000190734863).
+        assert [written[0][name] for name in FEATURES] == [str(v) for v in raw[0]]
         assert written[0]["class"] == found[0].class_name
 
     output = tmp_path / "iris.pt2"
@@ -191,3 +192,20 @@ def test_what_is_not_rows_gets_one_message(make, says: str, iris: Path, tmp_path
     message = str(err.value)
     assert says in message and TAKEN in message, message
     assert message.index(says) < message.index(TAKEN)  # what is wrong, then what is taken
+
+
+def test_a_value_far_outside_the_training_data_is_noted(iris: Path):
+    """A flower measured in millimetres is answered, often "very sure", as if in centimetres:
+    its line says which values lie far outside what the run was trained on."""
+    run = api.load_run(iris)
+    (millimetres,) = run.predict([51, 35, 14, 2])
+    assert millimetres.notes == (
+        "sepal length (cm) 51 lies far outside the training data (24 standard deviations "
+        "from its mean, 3.45): other units?",
+        "sepal width (cm) 35 lies far outside the training data (16 standard deviations "
+        "from its mean, 3.45): other units?",
+        "petal length (cm) 14 lies far outside the training data (5 standard deviations "
+        "from its mean, 3.45): other units?",
+    )
+    assert millimetres.line().endswith(f" [{'; '.join(millimetres.notes)}]")
+    assert not any(p.notes for p in run.predict(load_iris().data))  # every flower of the set

@@ -48,10 +48,11 @@ class Prediction:
 @dataclass(frozen=True)
 class Estimate:
     """A regression's answer for one input: its outputs, in the units of the targets (the
-    chapter's regression has one: ``value``)."""
+    chapter's regression has one: ``value``), and what to know about the input (``notes``)."""
 
     path: Path
     values: tuple[float, ...]
+    notes: tuple[str, ...] = ()
 
     @property
     def value(self) -> float:
@@ -60,7 +61,8 @@ class Estimate:
         return value
 
     def line(self) -> str:
-        return f"{self.path}: {', '.join(f'{v:.4f}' for v in self.values)}"
+        notes = f" [{'; '.join(self.notes)}]" if self.notes else ""
+        return f"{self.path}: {', '.join(f'{v:.4f}' for v in self.values)}{notes}"
 
 
 def answers(
@@ -70,21 +72,29 @@ def answers(
     notes: Sequence[tuple[str, ...]] | None = None,
 ) -> list[Prediction] | list[Estimate]:
     """The model's answer for each of ``inputs`` (a batch prepared as training prepared its
-    data), named by ``names``, with what was done to it (``notes``): ``Prediction``s of a
-    classifier (a model with ``probabilities``), ``Estimate``s of a regression."""
+    data), named by ``names``, with what was done to it or what to know about it (``notes``):
+    ``Prediction``s of a classifier (a model with ``probabilities``), ``Estimate``s of a
+    regression."""
+    notes = notes or [()] * len(names)
     with torch.inference_mode():
         outputs = model(inputs.to(model.device))
         if not hasattr(model, "probabilities"):
             rows = outputs.reshape(len(names), -1).cpu()
             return [
-                Estimate(name, tuple(row.tolist())) for name, row in zip(names, rows, strict=True)
+                Estimate(name, tuple(row.tolist()), done)
+                for name, row, done in zip(names, rows, notes, strict=True)
             ]
         probabilities = model.probabilities(outputs).cpu()
     class_names = list(model.hparams.class_names)
     found = []
-    for name, row, done in zip(names, probabilities, notes or [()] * len(names), strict=True):
+    for name, row, done in zip(names, probabilities, notes, strict=True):
         best = int(row.argmax())
         found.append(
             Prediction(name, class_names[best], float(row[best]), tuple(row.tolist()), done)
         )
     return found
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 row``, ``3 rows``: a count and its noun, singular for one (the summary lines)."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

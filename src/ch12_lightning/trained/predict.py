@@ -41,7 +41,7 @@ from ch12_lightning.data.tables import TableData
 from ch12_lightning.errors import ConfigError, InputError, invalid
 from ch12_lightning.files.atomic import atomic_path
 from ch12_lightning.run.build import prepare
-from ch12_lightning.trained.answers import LOW_CONFIDENCE, Estimate, Prediction, answers
+from ch12_lightning.trained.answers import LOW_CONFIDENCE, Estimate, Prediction, answers, counted
 from ch12_lightning.trained.load import load_run
 from ch12_lightning.trained.pictures import celeba_form, mnist_form, small_picture_note
 from ch12_lightning.trained.row_predictions import predict_table
@@ -251,12 +251,15 @@ def _summary(
     predictions: list[Prediction], unreadable: list[Unreadable], others: list[Path], csv_path
 ) -> str:
     low = sum(p.low_confidence for p in predictions)
-    parts = [f"{len(predictions)} pictures predicted ({low} with low confidence, below "
-             f"{LOW_CONFIDENCE})"]  # fmt: skip
+    parts = [f"{counted(len(predictions), 'picture')} predicted ({low} with low confidence, "
+             f"below {LOW_CONFIDENCE})"]  # fmt: skip
     if unreadable:
         parts.append(f"{len(unreadable)} could not be read")
     if others:
         names = ", ".join(p.name for p in others[:5]) + (", ..." if len(others) > 5 else "")
-        parts.append(f"{len(others)} other files in the folders skipped, not pictures ({names})")
+        what = "not a picture" if len(others) == 1 else "not pictures"
+        parts.append(
+            f"{counted(len(others), 'other file')} in the folders skipped, {what} ({names})"
+        )
     written = f"; written to {csv_path}" if csv_path else ""
     return "; ".join(parts) + written

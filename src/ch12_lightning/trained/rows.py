@@ -1,12 +1,13 @@
-"""Rows of a table as people hold them, as one (N, F) float32 tensor of raw values in the run's
-column order, ready for the run's standardization.
+"""Rows of a table as people hold them, as one (N, F) array of raw values in the run's column
+order, the numbers as given (what a CSV of predictions repeats), ready for the run's
+standardization.
 
 Taken: one row (a list of F numbers, a 1-D array or tensor), rows (a list of rows, a 2-D array
 or tensor (N, F)), a data frame (pandas, polars: anything with ``columns`` and ``to_numpy``)
 whose columns include the run's feature names (others are left out), or a CSV file: a header
 naming the columns (as the data frame) or rows of numbers alone, F to a line. For a table of one
-column (the toy regression's x), a list or 1-D array of N numbers is N rows. Values are converted
-to float32 as training converted its data, so a row of the data set gives its training row.
+column (the toy regression's x), a list or 1-D array of N numbers is N rows. The model gets them
+as float32, as training converted its data, so a row of the data set gives its training row.
 """
 
 import csv
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from ch12_lightning.errors import ConfigError
@@ -51,8 +51,9 @@ def not_taken(what: str, feature_names: Sequence[str]) -> ConfigError:
     )
 
 
-def table_rows(given: RowsInput, feature_names: Sequence[str]) -> Tensor:
-    """The rows in ``given`` (see the module's docstring), raw, as float32 (N, F)."""
+def table_values(given: RowsInput, feature_names: Sequence[str]) -> np.ndarray:
+    """The rows in ``given`` (see the module's docstring), raw, (N, F), the numbers as given:
+    ``5.1`` stays 5.1, where float32 would write it back as 5.099999904632568."""
     if given is None:  # the command's inputs=null
         raise not_taken("nothing was given", feature_names)
     if isinstance(given, str | Path):
@@ -72,8 +73,8 @@ def table_rows(given: RowsInput, feature_names: Sequence[str]) -> Tensor:
     return _shaped(values, feature_names)
 
 
-def _shaped(values: np.ndarray, feature_names: Sequence[str]) -> Tensor:
-    """``values`` as (N, F) float32: a row, rows, or (one column) N values."""
+def _shaped(values: np.ndarray, feature_names: Sequence[str]) -> np.ndarray:
+    """``values`` as (N, F): a row, rows, or (one column) N values."""
     f, shape = len(feature_names), tuple(values.shape)
     if values.dtype.kind not in "iuf":
         raise not_taken(f"values of type {values.dtype} are not numbers", feature_names)
@@ -85,7 +86,7 @@ def _shaped(values: np.ndarray, feature_names: Sequence[str]) -> Tensor:
         raise not_taken(f"values of shape {shape} are not rows of {f}", feature_names)
     if not np.isfinite(values).all():
         raise not_taken("the rows hold NaN or infinite values", feature_names)
-    return torch.as_tensor(values, dtype=torch.float32)
+    return values
 
 
 def _frame_values(frame: DataFrameLike, feature_names: Sequence[str]) -> np.ndarray:
