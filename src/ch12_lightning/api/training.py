@@ -174,9 +174,9 @@ class Run:
 
         A picture run takes picture files, a folder, PIL images, and NumPy arrays or torch
         tensors of one picture, (H, W), (H, W, C), (C, H, W), or a batch (N, ...), uint8 0-255
-        or float 0-1, or a list of these (``trained/inputs.py`` says how a layout is read: a
-        size of 1, 3 or 4 is channels, so (3, 28, 28) is one RGB picture); ``preprocess`` as
-        the command's. A table run (Iris, the toy regression) takes rows of raw values, as
+        or float 0-1, or a list of these, each library's layout its own (``trained/inputs.py``:
+        a NumPy (28, 28, 3) is one RGB picture and (3, 28, 28) three gray ones, a tensor
+        (3, 28, 28) one RGB picture); ``preprocess`` as the command's. A table run (Iris, the toy regression) takes rows of raw values, as
         measured, standardized here with the run's own statistics (``trained/rows.py``: a row,
         a list of rows, arrays, tensors, a data frame, a CSV file). The answers are named
         ``picture 0``, ``row 0``, ... (files by their path): ``Prediction``s, or a regression's
