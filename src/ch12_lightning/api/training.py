@@ -176,9 +176,10 @@ class Run:
         tensors of one picture, (H, W), (H, W, C), (C, H, W), or a batch (N, ...), uint8 0-255
         or float 0-1, or a list of these, each library's layout its own (``trained/inputs.py``:
         a NumPy (28, 28, 3) is one RGB picture and (3, 28, 28) three gray ones, a tensor
-        (3, 28, 28) one RGB picture); ``preprocess`` as the command's. A table run (Iris, the toy regression) takes rows of raw values, as
-        measured, standardized here with the run's own statistics (``trained/rows.py``: a row,
-        a list of rows, arrays, tensors, a data frame, a CSV file). The answers are named
+        (3, 28, 28) one RGB picture); ``preprocess`` as the command's. A table run (Iris, the
+        toy regression) takes rows of raw values, as measured, standardized here with the run's
+        own statistics (``trained/rows.py``: a row, a list of rows, arrays, tensors, a data
+        frame, a CSV file). The answers are named
         ``picture 0``, ``row 0``, ... (files by their path): ``Prediction``s, or a regression's
         ``Estimate``s. Anything else raises one ``ConfigError`` (a ``ValueError``) naming what
         the run takes."""
