@@ -1,8 +1,10 @@
 """A folder of one's own pictures read as torchvision's ``ImageFolder`` reads one, and checked.
 
 Layouts: ``root/<class>/...`` (a class's pictures may sit in folders of their own below it), or
-``root/train|val|test/<class>/...`` where the user split them; or any files under ``root``
-labelled by a CSV of ``file,label`` rows. Classes are the sorted folder names (or labels), as
+``root/train|val|test/<class>/...`` where the user split them (split folders alone at the top:
+beside other folders, ``train/`` is a class, as ``ImageFolder`` reads it); or any files under
+``root`` labelled by a CSV of ``file,label`` rows (``;`` or tab separated, a header of the
+common names allowed). Classes are the sorted folder names (or labels), as
 ``ImageFolder``'s ``find_classes`` gives them; pictures are the files with its extensions, in any
 case. What ``ImageFolder`` would take for data by mistake is skipped and counted instead: hidden
 files and folders (``.DS_Store``, ``.ipynb_checkpoints``, ``__MACOSX``), other files, pictures
@@ -16,15 +18,25 @@ folders whose classes differ, CSV rows that name missing files.
 
 import csv
 import io
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
 from ch12_lightning.data.picture_store import Listing, is_hidden, is_picture_name
 from ch12_lightning.errors import ConfigError, invalid
 
+log = logging.getLogger(__name__)
+
 # Folder names that mean a split (any case), and the split each means.
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val",
                  "test": "test"}  # fmt: skip
+# The column names a labels CSV's header may give (any case, either order).
+FILE_COLUMNS = ("file", "filename", "image", "path", "name", "id")
+LABEL_COLUMNS = ("label", "class", "target", "category")
+CSV_FORMS = (
+    "every row must be a file and its label, separated by ',', ';' or a tab, with or without a "
+    f"header row of {'|'.join(FILE_COLUMNS)} and {'|'.join(LABEL_COLUMNS)}"
+)
 EXTENSIONS_HINT = ".jpg, .jpeg, .png, .ppm, .bmp, .pgm, .tif, .tiff, .webp, in any case"
 
 
@@ -114,13 +126,16 @@ def _split_folders(listing: Listing, top: str, root: str) -> dict[str, str]:
     if not named:
         return {}
     others = [f for f in folders if f not in named]
-    if others:
-        reason = (
-            f"it holds split folders ({', '.join(named)}) beside other folders "
-            f"({', '.join(others)}); put every class folder inside the split folders, or use "
-            "no split folders at all"
+    if others:  # ImageFolder's reading: every folder a class, whatever its name
+        log.warning(
+            "dataset.root=%s: %s beside %s: every folder is read as a class, as torchvision's "
+            "ImageFolder reads them. For split folders, put the class folders inside train/ "
+            "(val/, test/) and nothing else at the top.",
+            root,
+            ", ".join(f"{f}/" for f in named),
+            ", ".join(f"{f}/" for f in others),
         )
-        raise ConfigError(invalid("dataset.root", root, reason))
+        return {}
     splits: dict[str, str] = {}
     for folder, split in named.items():
         if split in splits:
@@ -206,28 +221,50 @@ def _check_every_class_has_pictures(scan: FolderScan, places: dict[str, str], ro
 
 
 def read_labels_csv(text: str, csv_name: str) -> dict[str, str]:
-    """``file,label`` rows (a header row ``file,label`` is allowed) as file -> label; file names
-    as POSIX paths relative to the root (``./`` and backslashes as written on Windows are
-    taken)."""
+    """``file,label`` rows as file -> label: separated by ``,``, ``;`` or a tab (detected, as
+    Excel writes them by locale), with or without a header of the common column names in either
+    order (``filename,class``, ``image,label``, ...); file names as POSIX paths relative to the
+    root (``./`` and backslashes as written on Windows are taken)."""
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], ",;\t")
+    except csv.Error:  # one column, or too little to tell: the rows say what is wrong
+        dialect = csv.excel
+    rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text), dialect)]
+    numbered = [(n, row) for n, row in enumerate(rows, start=1) if any(row)]
+    order = (0, 1)
+    if numbered and numbered[0][0] == 1:
+        header = _header_order(numbered[0][1], csv_name)
+        if header:
+            order, numbered = header, numbered[1:]
     labels: dict[str, str] = {}
-    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        cells = [cell.strip() for cell in row]
-        if number == 1 and [c.lower() for c in cells] == ["file", "label"]:
-            continue
+    for number, cells in numbered:
         if len(cells) != 2 or not all(cells):
-            reason = f"row {number} is {','.join(row)!r}: every row must be file,label"
+            reason = f"row {number} is {dialect.delimiter.join(cells)!r}: {CSV_FORMS}"
             raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
-        name = cells[0].replace("\\", "/").removeprefix("./")
-        if labels.get(name, cells[1]) != cells[1]:
-            reason = f"{name} is labelled twice, {labels[name]} and {cells[1]}"
+        file, label = cells[order[0]], cells[order[1]]
+        name = file.replace("\\", "/").removeprefix("./")
+        if labels.get(name, label) != label:
+            reason = f"{name} is labelled twice, {labels[name]} and {label}"
             raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
-        labels[name] = cells[1]
+        labels[name] = label
     if not labels:
-        reason = "it has no rows; write one file,label row per picture"
+        reason = f"it has no rows; {CSV_FORMS}"
         raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
     return labels
+
+
+def _header_order(cells: list[str], csv_name: str) -> tuple[int, int] | None:
+    """(file column, label column) of a header row, None for a row of data; a row that reads as
+    a header of other names (no picture named in it) is refused with the names understood."""
+    names = [cell.lower() for cell in cells]
+    if len(names) == 2:
+        for file, label in ((0, 1), (1, 0)):
+            if names[file] in FILE_COLUMNS and names[label] in LABEL_COLUMNS:
+                return file, label
+    if names and not any(is_picture_name(cell) for cell in cells):
+        reason = f"row 1 is {','.join(cells)!r}, a header of other names: {CSV_FORMS}"
+        raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
+    return None
 
 
 def _labelled_by_csv(
