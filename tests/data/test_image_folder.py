@@ -231,6 +231,22 @@ def test_a_class_named_like_a_split_is_a_class_as_imagefolder_reads_it(
     assert dm.class_names == ImageFolder(str(root)).classes == ["bus", "car", "train"]
     assert [sum(column) for column in zip(*counts(dm).values(), strict=True)] == [3, 3, 3]
     assert "train/ beside bus/, car/: every folder is read as a class" in caplog.text
+    # three pictures a class: one to validate and one to test on, said in one line
+    (few,) = [r.getMessage() for r in caplog.records if "few pictures" in r.getMessage()]
+    assert "(val bus 1, val car 1, val train 1, test bus 1, test car 1, test train 1)" in few
+
+
+def test_linked_folders_are_read_as_imagefolder_reads_them(tmp_path: Path):
+    """A folder linked into another class counts there too; a link back up is not a loop."""
+    from torchvision.datasets import ImageFolder
+
+    root = make_folder(tmp_path / "pics", {"a": 3, "b": 3})
+    (root / "a" / "more_from_b").symlink_to(root / "b", target_is_directory=True)
+    (root / "b" / "up").symlink_to(root, target_is_directory=True)  # ImageFolder would loop
+    dm = prepared(root, tmp_path, val_fraction=0.2, test_fraction=0.2)
+    assert [sum(column) for column in zip(*counts(dm).values(), strict=True)] == [6, 3]
+    (root / "b" / "up").unlink()
+    assert [ImageFolder(str(root)).targets.count(i) for i in (0, 1)] == [6, 3]
 
 
 @pytest.mark.parametrize(

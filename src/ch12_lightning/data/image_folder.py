@@ -25,6 +25,9 @@ from ch12_lightning.errors import ConfigError, invalid
 
 log = logging.getLogger(__name__)
 
+# Fewer validation or test pictures of a class than this are named in a warning.
+FEW = 5
+
 
 class ImageFolderDataModule(PictureCacheDataModule):
     """Classes from folder names (or ``labels_csv``); the user's train/val/test split folders,
@@ -187,6 +190,7 @@ class ImageFolderDataModule(PictureCacheDataModule):
         )
         if scan.skipped:
             summary += f"; {scan.skipped_line()}"
+        _warn_of_few(by_split, scan.classes, store.where())
         return Selection(files, summary)
 
     def _check_enough(self, train: list[list[str]], classes: list[str], found: str) -> None:
@@ -241,6 +245,22 @@ def _by_class(
             start += count
         pools["train"][label] = sorted(order[start:])
     return pools
+
+
+def _warn_of_few(by_split: dict[str, list[list[str]]], classes: list[str], where: str) -> None:
+    """One line naming the classes with fewer than ``FEW`` validation or test pictures: an
+    accuracy over 1 or 2 pictures can only be 0, 0.5 or 1, and says little."""
+    few = [f"{split} {classes[label]} {len(pool)}" for split in ("val", "test")
+           for label, pool in enumerate(by_split[split]) if len(pool) < FEW]  # fmt: skip
+    if few:
+        shown = ", ".join(few[:8]) + (f" and {len(few) - 8} more" if len(few) > 8 else "")
+        log.warning(
+            "%s: few pictures to measure on (%s): an accuracy over n pictures moves in steps of "
+            "1/n. Give more with dataset.val_fraction and dataset.test_fraction, more pictures, "
+            "or val/ and test/ folders of your own.",
+            where,
+            shown,
+        )
 
 
 def _counts(by_split: dict[str, list[list[str]]]) -> str:

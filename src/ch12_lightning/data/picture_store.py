@@ -74,26 +74,27 @@ class PictureStore:
 
 def _folder_listing(top: Path) -> Listing:
     """Every file and folder below ``top``, following links to folders as ``ImageFolder``
-    does, each real folder once (a link back up does not loop)."""
+    does: a folder linked into another class is read there too (``a/more_from_b -> ../b``
+    gives ``a`` b's pictures as well), and a link back up to a folder it is inside is not
+    followed (``ImageFolder`` would loop)."""
     listing = Listing()
-    seen: set[tuple[int, int]] = set()
-    pending = [("", top)]
+    pending: list[tuple[str, Path, frozenset[tuple[int, int]]]] = [("", top, frozenset())]
     while pending:
-        prefix, folder = pending.pop()
+        prefix, folder, above = pending.pop()
         try:
             stat = folder.stat()
             entries = list(os.scandir(folder))
         except OSError:
             continue  # unreadable or vanished: what it held is absent
-        if (stat.st_dev, stat.st_ino) in seen:
+        here = (stat.st_dev, stat.st_ino)
+        if here in above:
             continue
-        seen.add((stat.st_dev, stat.st_ino))
         for entry in entries:
             name = prefix + entry.name
             try:
                 if entry.is_dir():
                     listing.folders.add(name)
-                    pending.append((name + "/", Path(entry.path)))
+                    pending.append((name + "/", Path(entry.path), above | {here}))
                 elif entry.is_file():
                     info = entry.stat()
                     listing.files[name] = [info.st_size, info.st_mtime_ns]
