@@ -332,6 +332,17 @@ def test_progress_bar_and_checkpointing_can_be_turned_off(
     assert written["checkpoint"] is None  # tested as trained
 
 
+def test_clipping_in_mixed_precision_trains_with_the_default_optimizer(
+    quick_overrides: list[str], tmp_path: Path
+):
+    """Lightning refuses to clip a fused optimizer's gradients under mixed precision: fused=auto
+    picks the plain kernels there, and the run trains."""
+    flags = ["+trainer.gradient_clip_val=0.5", "+trainer.precision=bf16-mixed"]
+    assert run(compose_config([*quick_overrides, *flags]))["test/acc"] > 0.5
+    resolved = (tmp_path / "run" / "config_resolved.yaml").read_text()
+    assert "fused: false" in resolved
+
+
 def test_early_stopping_preset(quick_overrides: list[str], tmp_path: Path):
     flags = ["callbacks=early_stopping", "callbacks.early_stopping.patience=1"]
     written = _fit([*quick_overrides, *flags, "trainer.max_epochs=40"], tmp_path)

@@ -30,12 +30,16 @@ FUSED_DEVICE_TYPES = ("cpu", "cuda")
 LIGHTNING_SCHEDULER_KEYS = ("interval", "frequency", "monitor", "strict")
 
 
-def choose_optimizer_kernels(optimizer: Any, device_type: str) -> None:
+def choose_optimizer_kernels(
+    optimizer: Any, device_type: str, clips_in_mixed: bool = False
+) -> None:
     """Settle ``fused: auto`` of an optimizer config (a dict or DictConfig, changed in place):
     the fused kernels where torch has them for the device that trains, so the run's resolved
-    config records which implementation ran."""
+    config records which implementation ran. Not where gradients are clipped under mixed
+    precision (``clips_in_mixed``): a fused optimizer unscales its gradients inside its step,
+    and Lightning's mixed precision refuses to clip them then (a RuntimeError at fit)."""
     if optimizer is not None and optimizer.get("fused") == "auto":
-        optimizer["fused"] = device_type in FUSED_DEVICE_TYPES
+        optimizer["fused"] = device_type in FUSED_DEVICE_TYPES and not clips_in_mixed
 
 
 def build_optimizers(

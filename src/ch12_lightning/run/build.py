@@ -20,6 +20,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import Callback, Checkpoint, LearningRateMonitor, ProgressBar
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.plugins.precision import MixedPrecision
 from omegaconf import DictConfig, OmegaConf
 
 from ch12_lightning.cluster.launch import (
@@ -46,7 +47,12 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     """Instantiate data, trainer and model (the model once the trainer knows its device)."""
     datamodule = instantiate(cfg.dataset, _convert_="all")
     trainer = build_trainer(cfg)
-    choose_optimizer_kernels(cfg.get("optimizer"), trainer.strategy.root_device.type)
+    clips_in_mixed = bool(trainer.gradient_clip_val) and isinstance(
+        trainer.precision_plugin, MixedPrecision
+    )
+    choose_optimizer_kernels(
+        cfg.get("optimizer"), trainer.strategy.root_device.type, clips_in_mixed
+    )
     return datamodule, build_model(cfg, datamodule), trainer
 
 
