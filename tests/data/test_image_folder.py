@@ -265,6 +265,22 @@ def test_a_labels_csv_as_spreadsheets_write_it(header: str, tmp_path: Path):
     assert dm.class_names == ["a", "b"]
 
 
+def test_a_labels_csv_in_excels_western_code_page_is_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """Excel's plain "CSV" is cp1252, not UTF-8: an accented label is still its label; the CSV
+    itself, in the folder, is no picture rather than one "not in the CSV"."""
+    root = make_folder(tmp_path / "pics", {"a": 4, "b": 4})
+    files = [p.relative_to(root) for p in sorted(root.rglob("*.*"))]
+    labels = {"a": "Bus", "b": "Straßenbahn"}
+    rows = ["filename;class", *(f"{f.as_posix()};{labels[f.parts[0]]}" for f in files)]
+    (root / "labels.csv").write_bytes(("\r\n".join(rows) + "\r\n").encode("cp1252"))
+    with caplog.at_level(logging.INFO):
+        dm = prepared(root, tmp_path, labels_csv="labels.csv")
+    assert dm.class_names == ["Bus", "Straßenbahn"]
+    assert "1 not pictures (labels.csv)" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("rows", "expected"),
     [

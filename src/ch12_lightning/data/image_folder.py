@@ -116,8 +116,7 @@ class ImageFolderDataModule(PictureCacheDataModule):
             labels = None
             if self.labels_csv:
                 csv_path = self._csv_path(store.path)
-                # utf-8-sig: a CSV saved by Excel starts with a byte-order mark.
-                labels = read_labels_csv(csv_path.read_text("utf-8-sig"), self.labels_csv)
+                labels = read_labels_csv(_csv_text(csv_path), self.labels_csv)
                 csv_stamp = file_stamp(csv_path)
             scan = scan_folder(listing, self.root, labels, self.labels_csv)
             if scan.top:
@@ -202,6 +201,18 @@ class ImageFolderDataModule(PictureCacheDataModule):
                 f"class than there are: {rarest} has {fewest} (found {found}). Use at most "
                 f"{fewest}, or null for all of them."
             )
+
+
+def _csv_text(path: Path) -> str:
+    """The CSV's text as Excel saves it: "CSV UTF-8" starts with a byte-order mark (utf-8-sig);
+    plain "CSV" is in the locale's code page, cp1252 in Western Europe and the Americas, whose
+    accented labels (``Straßenbahn``) are no UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        log.info("%s is not UTF-8: read as Windows-1252 (cp1252), as Excel saves a CSV", path)
+        return data.decode("cp1252", errors="replace")
 
 
 def _relative(scan: FolderScan) -> FolderScan:

@@ -306,5 +306,6 @@ def _labelled_by_csv(
     for name in sorted(labels):
         scan.pictures[split_of[name]].append((name, index[labels[name]]))
     for name in listing.files.keys() - labels.keys():
-        scan.skip("not in the CSV", name.rsplit("/", 1)[-1])
+        reason = "not in the CSV" if is_picture_name(name) else "not pictures"
+        scan.skip(reason, name.rsplit("/", 1)[-1])
     return scan
