@@ -103,7 +103,7 @@ def test_corrupt_image_is_named_or_skipped(tmp_path: Path, caplog):
     caplog.set_level("INFO")
     dm = _prepared(broken, tmp_path / "cache", eval_per_class="all", skip_corrupt=True)
     assert _counts(dm)["test"] == [9, 6]
-    assert "skipped 1 unreadable images: 000085.jpg" in caplog.text
+    assert "skipped 1 unreadable pictures: 000085.jpg" in caplog.text
 
 
 def test_cache_serves_later_runs_and_follows_changes(celeba_dir: Path, tmp_path: Path):
@@ -116,8 +116,12 @@ def test_cache_serves_later_runs_and_follows_changes(celeba_dir: Path, tmp_path:
     assert {p: p.stat().st_mtime_ns for p in tree.rglob("*")} == before  # nothing written there
     assert not _prepared(tree, tmp_path / "cache", image_size=24).from_cache
     assert not _prepared(tree, tmp_path / "cache", seed=2).from_cache
-    image = tree / "img_align_celeba" / "000001.jpg"
-    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    unused = tree / "img_align_celeba" / "000001.jpg"  # a picture the selection leaves out
+    assert "000001.jpg" not in {name for name, *_ in first.state_dict()["split"]["train"]}
+    os.utime(unused, ns=(unused.stat().st_atime_ns, unused.stat().st_mtime_ns + 10**9))
+    assert _prepared(tree, tmp_path / "cache").from_cache
+    used = tree / "img_align_celeba" / first.state_dict()["split"]["train"][0][0]
+    os.utime(used, ns=(used.stat().st_atime_ns, used.stat().st_mtime_ns + 10**9))
     assert not _prepared(tree, tmp_path / "cache").from_cache
 
 

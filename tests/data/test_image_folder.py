@@ -171,16 +171,41 @@ def test_training_decodes_a_picture_exactly_as_predict_does(tmp_path: Path):
     assert open_picture(root / "a" / "phone.jpg").image.size == (40, 30)  # upright
 
 
-def test_a_damaged_picture_is_named_or_skipped(pets: Path, tmp_path: Path):
+def test_every_damaged_picture_is_named_or_skipped_and_not_counted(
+    pets: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
     root = shutil.copytree(pets, tmp_path / "damaged")
-    good = root / "dog" / "p000.jpg"
-    good.write_bytes(good.read_bytes()[:200])  # an upload cut short
-    with pytest.raises(
-        CorruptImageError, match=r"Cannot decode image .*dog/p000.jpg.*skip_corrupt"
-    ):
+    for name in ("dog/p000.jpg", "Cat/p014.jpg"):  # uploads cut short
+        (root / name).write_bytes((root / name).read_bytes()[:200])
+    with pytest.raises(CorruptImageError) as refused:
         prepared(root, tmp_path)
+    message = str(refused.value)
+    assert message.startswith("Cannot decode 2 pictures:") and "skip_corrupt=true" in message
+    assert f"{root}/dog/p000.jpg: " in message and f"{root}/Cat/p014.jpg: " in message
+    caplog.set_level(logging.INFO)
     dm = prepared(root, tmp_path, skip_corrupt=True)
-    assert sum(len(s) for s in dm.splits.values()) == 49
+    assert sum(len(s) for s in dm.splits.values()) == 48
+    used = next(r.message for r in caplog.records if "; using train" in r.message)
+    counts = used.split("; using ")[1].split(";")[0]  # "train 23 / 15, val 3 / 2, test 3 / 2"
+    assert (
+        sum(int(n) for n in counts.replace(",", " ").replace("/", " ").split() if n.isdigit()) == 48
+    )
+    assert "skipped 2 unreadable pictures: Cat/p014.jpg, dog/p000.jpg" in used
+    recorded = [name for files in dm.state_dict()["split"].values() for name, *_ in files]
+    assert len(recorded) == 48 and "dog/p000.jpg" not in recorded
+
+
+def test_many_damaged_pictures_are_listed_in_a_file_beside_the_message(tmp_path: Path):
+    root = make_folder(tmp_path / "bad", {"a": 8, "b": 8})
+    damaged = sorted(p for p in root.rglob("*") if p.is_file())[:13]
+    for path in damaged:
+        path.write_bytes(b"not a picture at all")
+    with pytest.raises(CorruptImageError) as refused:
+        prepared(root, tmp_path)
+    message = str(refused.value)
+    assert message.count(f"\n  {root}/") == 10 and "\n  and 3 more: see " in message
+    listed = Path(message.split("see ")[1].splitlines()[0])
+    assert len(listed.read_text().splitlines()) == 13
 
 
 # -- bad input: one message naming it, before anything is decoded or written -----------------
@@ -345,7 +370,7 @@ def test_train_predict_export_on_a_folder_that_then_moves(pets: Path, tmp_path: 
     predicted = _ch12("predict", f"ckpt_path={folder}", f"inputs={pets / 'dog'}",
                       f"output_csv={tmp_path / 'p.csv'}", cache)  # fmt: skip
     lines = [line for line in predicted.splitlines() if line.startswith(str(pets))]
-    assert len(lines) == 15 and sum(": dog (" in line for line in lines) >= 13
+    assert len(lines) == 20 and sum(": dog (" in line for line in lines) >= 17  # more/ too
     header = (tmp_path / "p.csv").read_text().splitlines()[0]
     assert header.endswith("p_Cat,p_dog")
     _ch12("export", f"ckpt_path={folder}", f"output={tmp_path / 'm.pt2'}", cache)

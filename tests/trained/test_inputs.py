@@ -78,7 +78,7 @@ def test_a_training_digit_held_in_memory_is_the_tensor_training_used(
     module.setup("fit")
     digits = training_digits(mnist_dir)
     run = api.load_run(mnist_run)
-    prepare = image_format(run.trained.datamodule(settings_only=True)).prepare
+    prepare = image_format(run.trained.datamodule()).prepare
     (held,) = picture_sources(digits[:1])
     tensor, notes = prepare(held.picture, "none")
     trained = module.splits["train"].inputs

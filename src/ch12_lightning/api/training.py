@@ -164,7 +164,7 @@ class Run:
     @cached_property
     def _settings(self) -> L.LightningDataModule:
         """The data module's settings only (predicting reads none of its data)."""
-        return self.trained.datamodule(settings_only=True)
+        return self.trained.datamodule()
 
     def predict(
         self, inputs: Predictable, preprocess: str = "auto"

@@ -19,7 +19,6 @@ from ch12_lightning.data.picture_cache import (
     Inventory,
     PictureCacheDataModule,
     Selection,
-    file_stamp,
 )
 from ch12_lightning.errors import ConfigError
 
@@ -94,19 +93,18 @@ class CelebADataModule(PictureCacheDataModule):
         return {key: getattr(self, key) for key in (*keys, "skip_corrupt")}
 
     def _inventory(self) -> Inventory:
-        """The images on disk (any change to one changes the cache key) and the metadata."""
+        """The images on disk (a change to a selected one changes the cache key)."""
         layout = self._layout = CelebALayout.find(self.data_dir)
         images = {
             name: stamp
             for name, stamp in layout.images.listing().files.items()
             if name.endswith(".jpg") and "/" not in name
         }
-        metadata = [file_stamp(layout.attr_file), file_stamp(layout.partition_file)]
-        return Inventory(layout.images, {"metadata": metadata, "images": images})
+        return Inventory(layout.images, images, self.class_names)
 
     def _select(self, inventory: Inventory) -> Selection:
         """Pick the files of each split and describe what was found."""
-        layout, present = self._layout, inventory.files["images"].keys()
+        layout, present = self._layout, inventory.stamps.keys()
         labels = read_attribute(layout.attr_file, self.attribute)
         partitions = read_partitions(layout.partition_file)
         found: dict[str, list[list[str]]] = {split: [[], []] for split in SPLITS}
@@ -120,20 +118,13 @@ class CelebADataModule(PictureCacheDataModule):
         )
         generator = torch.Generator().manual_seed(self.seed)
         selection: dict[str, list[tuple[str, int]]] = {split: [] for split in SPLITS}
-        used = []
         for split in SPLITS:
             per_class = self._per_class(split, counts[split], described)
-            taken = []
             for label, pool in enumerate(found[split]):
                 take = len(pool) if per_class is None else per_class
                 picks = torch.randperm(len(pool), generator=generator)[:take].sort().values
                 selection[split] += [(pool[i], label) for i in picks.tolist()]
-                taken.append(str(take))
-            used.append(f"{split} {' / '.join(taken)}")
-        summary = (
-            f"CelebA {self.attribute} in {layout.images.where()}: found {described}; "
-            f"using {', '.join(used)}"
-        )
+        summary = f"CelebA {self.attribute} in {layout.images.where()}: found {described}"
         files = [(split, name, label) for split in SPLITS for name, label in selection[split]]
         return Selection(files, summary)
 

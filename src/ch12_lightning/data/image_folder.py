@@ -17,7 +17,6 @@ from ch12_lightning.data.picture_cache import (
     Inventory,
     PictureCacheDataModule,
     Selection,
-    file_stamp,
 )
 from ch12_lightning.data.picture_folder import FolderScan, read_labels_csv, scan_folder
 from ch12_lightning.data.picture_store import PictureStore, is_zip_name
@@ -80,7 +79,7 @@ class ImageFolderDataModule(PictureCacheDataModule):
         self.test_fraction = test_fraction
         self.n_per_class = n_per_class
         self.seed = seed
-        self._found: tuple[PictureStore, FolderScan, list[Any]] | None = None
+        self._found: tuple[PictureStore, FolderScan, dict[str, list[int]]] | None = None
         self._classes: list[str] | None = None
 
     @property
@@ -102,9 +101,9 @@ class ImageFolderDataModule(PictureCacheDataModule):
 
     # -- finding the pictures -------------------------------------------------------------
 
-    def _scan(self) -> tuple[PictureStore, FolderScan, list[Any]]:
-        """The store, what it holds, and the CSV's stamp; read once (the class names are
-        needed before the cache is)."""
+    def _scan(self) -> tuple[PictureStore, FolderScan, dict[str, list[int]]]:
+        """The store, what it holds, and every file's size and stamp; read once (the class
+        names are needed before the cache is)."""
         if self._found is None:
             store = PictureStore(self._root_path())
             try:
@@ -112,17 +111,15 @@ class ImageFolderDataModule(PictureCacheDataModule):
             except (zipfile.BadZipFile, OSError) as err:
                 reason = f"it cannot be read as a zip archive ({err}); unzip it, or copy it again"
                 raise ConfigError(invalid("dataset.root", self.root, reason)) from err
-            csv_stamp: list[Any] = []
             labels = None
             if self.labels_csv:
                 csv_path = self._csv_path(store.path)
                 labels = read_labels_csv(_csv_text(csv_path), self.labels_csv)
-                csv_stamp = file_stamp(csv_path)
             scan = scan_folder(listing, self.root, labels, self.labels_csv)
             if scan.top:
                 log.info("dataset.root=%s holds one folder, %s: reading it", self.root, scan.top)
                 store = store.below(scan.top)
-            self._found = store, _relative(scan), [listing.files, csv_stamp]
+            self._found = store, _relative(scan), listing.files
             if scan.skipped:
                 log.info("%s: %s", store.where(), scan.skipped_line())
         return self._found
@@ -156,10 +153,10 @@ class ImageFolderDataModule(PictureCacheDataModule):
         return found
 
     def _inventory(self) -> Inventory:
-        store, scan, (files, csv_stamp) = self._scan()
-        used = {split: [[name, label, *files[f"{scan.top}{name}"]] for name, label in pictures]
-                for split, pictures in scan.pictures.items()}  # fmt: skip
-        return Inventory(store, {"classes": scan.classes, "pictures": used, "csv": csv_stamp})
+        store, scan, files = self._scan()
+        below = len(scan.top)  # the store is opened at the scan's top
+        stamps = {name[below:]: stamp for name, stamp in files.items() if name.startswith(scan.top)}
+        return Inventory(store, stamps, self.class_names)
 
     # -- splitting and balancing ----------------------------------------------------------
 
@@ -185,7 +182,7 @@ class ImageFolderDataModule(PictureCacheDataModule):
         names = ", ".join(scan.classes[:10]) + (", ..." if len(scan.classes) > 10 else "")
         summary = (
             f"Image folder {store.where()} ({how}): {len(scan.classes)} classes ({names}); "
-            f"found {found}; using {_counts(by_split)}"
+            f"found {found}"
         )
         if scan.skipped:
             summary += f"; {scan.skipped_line()}"

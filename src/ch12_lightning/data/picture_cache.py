@@ -31,6 +31,7 @@ from torchvision.transforms.v2 import functional as F
 from ch12_lightning.data.cache_folder import cache_folder_summary
 from ch12_lightning.data.picture_decode import decode_all, picture_pixels
 from ch12_lightning.data.picture_store import PictureStore
+from ch12_lightning.data.recorded_split import Recorded, RecordedSplit
 from ch12_lightning.data.room import check_room
 from ch12_lightning.data.tensor_batches import InMemoryDataModule, TensorBatches
 from ch12_lightning.errors import InputError
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 2  # 2: uint8 pixels, normalized when served
 SPLITS = ("train", "val", "test")
+SHOWN_NAMES = 10  # unreadable pictures named in a message; all of them in a file beside it
 
 
 class CorruptImageError(InputError, ValueError):
@@ -47,16 +49,17 @@ class CorruptImageError(InputError, ValueError):
 
 
 class Inventory(NamedTuple):
-    """Where a data set's files are, and what identifies them for the cache key (their names,
-    sizes and stamps, and those of any file that labels them)."""
+    """Where a data set's files are: the store, every file in it (name -> [size, stamp]), and
+    what else decides how files are labelled (the class names)."""
 
     store: PictureStore
-    files: dict[str, Any]
+    stamps: dict[str, list[int]]
+    classes: list[str]
 
 
 class Selection(NamedTuple):
     """The files a run uses, as (split, name in the store, label), split after split; and what
-    was found and used, in one line for the log and the cache's description."""
+    was found, in a line for the log (what is used is added to it)."""
 
     files: list[tuple[str, str, int]]
     summary: str
@@ -128,6 +131,9 @@ class PictureCacheDataModule(InMemoryDataModule):
         self.decode_seconds: float | None = None  # the part of building spent decoding
         self.from_cache: bool | None = None
         self._cache_file: Path | None = None
+        self._used: list[tuple[str, str, int]] | None = None  # (split, name, label), decoded
+        self._stamps: dict[str, list[int]] = {}
+        self._recorded: RecordedSplit | None = None
 
     @property
     def channels(self) -> int:
@@ -140,6 +146,35 @@ class PictureCacheDataModule(InMemoryDataModule):
     def transform(self) -> Callable[[Image.Image], Tensor]:
         """A decoded picture as this module's training data: for ``predict``."""
         return picture_transform(self.image_size, self.grayscale, self.mean, self.std)
+
+    # -- the split a run used, kept in its checkpoints (``recorded_split``) ------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The files this run uses (name, label, size, stamp by split), which Lightning saves in
+        every checkpoint: eval and resuming use them instead of drawing a split again."""
+        if self._used is None:
+            return {}
+        split: Recorded = {name: [] for name in SPLITS}
+        for part, name, label in self._used:
+            split[part].append([name, label, *self._stamps[name]])
+        return {"split": split}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Use the recorded split of a run being resumed: every split as it was."""
+        if state_dict.get("split"):
+            self.use_recorded_split(state_dict["split"], SPLITS)
+
+    def use_recorded_split(
+        self,
+        files: Recorded,
+        needed: tuple[str, ...],
+        skip_changed: bool = False,
+        remedy: str = "Put them back, or start a new run.",
+    ) -> None:
+        """Serve the recorded ``files`` (a checkpoint's ``state_dict()["split"]``) rather than a
+        split drawn now; the ``needed`` splits must be as recorded (see ``RecordedSplit``)."""
+        if self._cache_file is None:  # Lightning restores state after preparing: too late then
+            self._recorded = RecordedSplit(files, needed, skip_changed, remedy)
 
     # -- what subclasses say --------------------------------------------------------------
 
@@ -180,25 +215,57 @@ class PictureCacheDataModule(InMemoryDataModule):
         damaged. One process builds it while others that need the same file wait for it."""
         start = time.perf_counter()
         inventory = self._inventory()
-        path = self.cache_dir / self.cache_name / f"{self._cache_key(inventory)}.pt"
+        selection = self._selection(inventory)
+        path = self.cache_dir / self.cache_name / f"{self._cache_key(inventory, selection)}.pt"
         with self._one_builder(path):
-            summary = self._cached_summary(path)
-            self.from_cache = summary is not None
-            if summary is None:
-                summary = self._build(inventory, path)
+            meta = self._cached_meta(path)
+            self.from_cache = meta is not None
+            if meta is None:
+                meta = self._build(inventory, selection, path)
+        unreadable = meta.get("unreadable", [])
+        self._used = [file for file in selection.files if file[1] not in set(unreadable)]
+        self._stamps = inventory.stamps
+        summary = self._summary(selection, unreadable)
         self.prepare_seconds = time.perf_counter() - start
         source = "from the cache" if self.from_cache else "decoded and cached"
         log.info("%s (%.2f s, %s: %s)", summary, self.prepare_seconds, source, path)
         log.info("%s", cache_folder_summary(self.cache_dir))
         return path
 
-    def _cache_key(self, inventory: Inventory) -> str:
-        described = {"format": CACHE_FORMAT, **inventory.files, **self._settings()}
+    def _selection(self, inventory: Inventory) -> Selection:
+        """The recorded split's files where there is one, else the split drawn now."""
+        if self._recorded is None:
+            return self._select(inventory)
+        where = inventory.store.where()
+        files, left_out = self._recorded.usable(inventory.stamps, where)
+        summary = f"{self.title} {where}: the split the run recorded"
+        return Selection(files, f"{summary} ({left_out})" if left_out else summary)
+
+    def _counts(self, files: list[tuple[str, str, int]]) -> str:
+        """``train 400 / 380, val 50 / 48, test 50 / 47``: pictures by split and class."""
+        counts = {split: [0] * self.num_classes for split in SPLITS}
+        for split, _, label in files:
+            counts[split][label] += 1
+        return ", ".join(f"{s} {' / '.join(map(str, counts[s]))}" for s in SPLITS)
+
+    def _cache_key(self, inventory: Inventory, selection: Selection) -> str:
+        """A digest of everything the cached pixels depend on: the store, the classes, the
+        selected files with their sizes and stamps, and the settings. A second copy of the same
+        pictures (another zip) has a cache of its own, with its own summary."""
+        files = [[split, name, label, *inventory.stamps[name]]
+                 for split, name, label in selection.files]  # fmt: skip
+        described = {
+            "format": CACHE_FORMAT,
+            "store": inventory.store.where(),
+            "classes": inventory.classes,
+            "files": files,
+            **self._settings(),
+        }
         return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:24]
 
-    def _cached_summary(self, path: Path) -> str | None:
-        """The summary of the cache at ``path`` if it is there and sound, else None (a damaged
-        one is only a cache: it is rebuilt, with a warning)."""
+    def _cached_meta(self, path: Path) -> dict[str, Any] | None:
+        """The description of the cache at ``path`` if it is there and sound, else None (a
+        damaged one is only a cache: it is rebuilt, with a warning)."""
         sidecar = path.with_suffix(".json")
         if not path.exists() and not sidecar.exists():
             return None
@@ -211,7 +278,7 @@ class PictureCacheDataModule(InMemoryDataModule):
             log.warning("The %s cache %s %s; building it again.", self.title, path, problem)
             return None
         os.utime(sidecar)  # last used: what ``./ch12 cache prune --keep-last`` goes by
-        return meta["summary"]
+        return meta
 
     def _cache_problem(self, path: Path, meta: dict[str, Any]) -> str | None:
         """What makes the cache unusable for these settings (its description and tensors
@@ -238,8 +305,9 @@ class PictureCacheDataModule(InMemoryDataModule):
             )
         return None
 
-    def _build(self, inventory: Inventory, path: Path) -> str:
-        files, summary = self._select(inventory)
+    def _build(self, inventory: Inventory, selection: Selection, path: Path) -> dict[str, Any]:
+        """Decode the selected files into the cache at ``path``; its description (sidecar)."""
+        files = selection.files
         check_room(len(files), self.channels, self.image_size, path.parent,
                    self.memory_limit_gb, self.title, self.fewer_images)  # fmt: skip
         store = inventory.store
@@ -249,19 +317,11 @@ class PictureCacheDataModule(InMemoryDataModule):
             self.num_workers, archive=store.archive, title=self.title,
         )  # fmt: skip
         self.decode_seconds = time.perf_counter() - start
-        failed = [(files[i][1], error) for i, error in sorted(errors.items())]
+        failed = {files[i][1]: error for i, error in sorted(errors.items())}
         if failed and not self.skip_corrupt:
-            name, error = failed[0]
-            raise CorruptImageError(
-                f"Cannot decode image {store.where(name)}: {error}"
-                + (f" ({len(failed) - 1} more unreadable images)" if len(failed) > 1 else "")
-                + ". Replace or delete the file, or set dataset.skip_corrupt=true to skip "
-                "unreadable images."
-            )
+            raise CorruptImageError(_unreadable_message(failed, store, path))
         if failed:
-            names = [name for name, _ in failed]
-            summary += f"; skipped {len(names)} unreadable images: {', '.join(names[:10])}"
-            log.warning("Skipped %d unreadable images: %s", len(names), ", ".join(names))
+            log.warning("Skipped %d unreadable pictures: %s", len(failed), ", ".join(failed))
         # One tensor, the splits as consecutive ranges of it (files come split by split).
         kept = [i for i in range(len(files)) if i not in errors]
         pixels_kept = torch.from_numpy(pixels if not errors else pixels[kept])
@@ -272,18 +332,29 @@ class PictureCacheDataModule(InMemoryDataModule):
         size = pixels_kept.nbytes + targets.nbytes
         with atomic_path(path, size) as tmp:
             torch.save({"pixels": pixels_kept, "targets": targets, "splits": splits}, tmp)
-        write_json_atomic(
-            path.with_suffix(".json"),
-            {
-                "format": CACHE_FORMAT,
-                "dataset": self.cache_name,
-                "summary": summary,
-                "settings": self._settings(),
-                "images": len(targets),
-                "bytes": path.stat().st_size,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
-        )
+        meta = {
+            "format": CACHE_FORMAT,
+            "dataset": self.cache_name,
+            "summary": self._summary(selection, sorted(failed)),
+            "settings": self._settings(),
+            "images": len(targets),
+            "unreadable": sorted(failed),
+            "bytes": path.stat().st_size,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        write_json_atomic(path.with_suffix(".json"), meta)
+        return meta
+
+    def _summary(self, selection: Selection, unreadable: list[str]) -> str:
+        """What was found, what is used (the pictures decoded), and what was unreadable."""
+        used = [file for file in selection.files if file[1] not in set(unreadable)]
+        summary = f"{selection.summary}; using {self._counts(used)}"
+        if unreadable:
+            more = ", ..." if len(unreadable) > SHOWN_NAMES else ""
+            summary += (
+                f"; skipped {len(unreadable)} unreadable pictures: "
+                f"{', '.join(unreadable[:SHOWN_NAMES])}{more}"
+            )
         return summary
 
     @contextmanager
@@ -304,7 +375,20 @@ class PictureCacheDataModule(InMemoryDataModule):
             lock.release()
 
 
-def file_stamp(path: Path) -> list[Any]:
-    """A file's name, size and modification time: what identifies a metadata file for a key."""
-    stat = path.stat()
-    return [path.name, stat.st_size, stat.st_mtime_ns]
+def _unreadable_message(failed: dict[str, str], store: PictureStore, cache: Path) -> str:
+    """Every unreadable picture named with its error, up to ``SHOWN_NAMES``; all of them in a
+    file beside the cache when there are more."""
+    lines = [f"  {store.where(name)}: {error}" for name, error in failed.items()]
+    more = ""
+    if len(lines) > SHOWN_NAMES:
+        listed = cache.with_suffix(".unreadable.txt")
+        listed.parent.mkdir(parents=True, exist_ok=True)
+        listed.write_text("\n".join(line.strip() for line in lines) + "\n")
+        more = f"\n  and {len(lines) - SHOWN_NAMES} more: see {listed}"
+    count = len(failed)
+    return (
+        f"Cannot decode {count} picture{'s' * (count != 1)}:\n"
+        + "\n".join(lines[:SHOWN_NAMES])
+        + f"{more}\nReplace or delete {'them' if count > 1 else 'it'}, or set "
+        "dataset.skip_corrupt=true to skip unreadable pictures."
+    )

@@ -23,6 +23,7 @@ from ch12_lightning.run.checkpoints import checkpoints_in
 from ch12_lightning.run.disk import full_disk_explained
 from ch12_lightning.run.folder_lock import hold, released_at_end
 from ch12_lightning.run.resume import continue_interrupted_run, resumes
+from ch12_lightning.run.split_file import write_split_csv
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def _run(cfg: DictConfig, output_dir: Path, in_sweep: bool) -> dict[str, float]:
         _refuse_script_ddp_in_sweep(trainer)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path:
-        check_checkpoint(ckpt_path, model)
+        _restore_data_state(datamodule, check_checkpoint(ckpt_path, model))
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         hold(output_dir)  # a folder made here is locked as it is made (held already: no-op)
@@ -84,6 +85,8 @@ def _run(cfg: DictConfig, output_dir: Path, in_sweep: bool) -> dict[str, float]:
         if cfg.get("train", True):
             _fit(trainer, model, datamodule, ckpt_path, output_dir)
             ckpt_path = _best_checkpoint(trainer)
+            if trainer.is_global_zero:
+                write_split_csv(_written_checkpoint(trainer), datamodule, output_dir)
             epochs = _epochs_trained(trainer)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         if cfg.get("test", True):
@@ -126,6 +129,24 @@ def _fit(
             )
         code = 128 + signal.SIGTERM if isinstance(stop, SIGTERMException) else stop.code
         raise SystemExit(code) from stop
+
+
+def _restore_data_state(datamodule: L.LightningDataModule, checkpoint: dict) -> None:
+    """Hand the data module its saved state (a picture run's recorded split) before the data
+    is prepared: Lightning restores it only after ``prepare_data`` and ``setup``, too late for
+    a resumed run to keep training and validating on the pictures it started with."""
+    state = checkpoint.get(type(datamodule).__qualname__)
+    if isinstance(state, dict) and state:
+        datamodule.load_state_dict(state)
+
+
+def _written_checkpoint(trainer: L.Trainer) -> str | None:
+    """A checkpoint this run wrote (the last, else the best), or None."""
+    for callback in trainer.checkpoint_callbacks:
+        written = getattr(callback, "last_model_path", "") or callback.best_model_path
+        if written:
+            return written
+    return None
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:

@@ -89,7 +89,7 @@ def export_run(cfg: DictConfig) -> Path:
         raise ConfigError(invalid("output", cfg.output, reason))
     run = load_run(cfg)
     prepare(run.config)
-    datamodule = run.datamodule(settings_only=True)
+    datamodule = run.datamodule()
     model = run.model(datamodule)
     if cfg.returns == "probabilities" and not hasattr(model, "probabilities"):
         reason = "a regression has no probabilities: its outputs are the values (logits)"

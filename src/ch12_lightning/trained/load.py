@@ -10,6 +10,7 @@ its own: output folders, the trainer, loggers, threads, and the dataset values t
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -50,27 +51,32 @@ class TrainedRun:
     folder: Path
     config: DictConfig
 
-    def datamodule(self, settings_only: bool = False) -> L.LightningDataModule:
-        """The run's data module; it reads nothing until prepared. With ``settings_only``
-        (predict and export, which never touch the data), it takes what the checkpoint kept
-        of the data: an image folder's classes, so its pictures need not be where training
-        found them any more, and the data module's own saved state (``state_dict``, which
-        Lightning writes under the class's name: a table's standardization), handed to its
-        ``load_state_dict`` as Lightning does on resuming."""
+    def datamodule(self) -> L.LightningDataModule:
+        """The run's data module; it reads nothing until prepared. It takes what the
+        checkpoint kept of the data: an image folder's classes (so labels keep the run's
+        meaning, and predict and export, which never touch the data, need no pictures where
+        training found them), and the data module's own saved state
+        (``state_dict``, which Lightning writes under the class's name: a table's
+        standardization, the pictures of a run's split), handed to its ``load_state_dict`` as
+        Lightning does on resuming, but before the data is prepared."""
         datamodule = instantiate(self.config.dataset, _convert_="all")
-        if not settings_only:
-            return datamodule
-        checkpoint = self._saved()
+        checkpoint = self._checkpoint
         saved = checkpoint.get("hyper_parameters")
         names = saved.get("class_names") if isinstance(saved, dict) else None
         if isinstance(datamodule, ImageFolderDataModule) and isinstance(names, list) and names:
             datamodule.use_classes([str(name) for name in names])
-        state = checkpoint.get(type(datamodule).__qualname__)
-        if isinstance(state, dict) and state:
+        state = self.saved_state(datamodule)
+        if state:
             datamodule.load_state_dict(state)
         return datamodule
 
-    def _saved(self) -> dict[str, Any]:
+    def saved_state(self, datamodule: L.LightningDataModule) -> dict[str, Any]:
+        """What the checkpoint holds of ``datamodule``'s state (empty if nothing)."""
+        state = self._checkpoint.get(type(datamodule).__qualname__)
+        return state if isinstance(state, dict) else {}
+
+    @cached_property
+    def _checkpoint(self) -> dict[str, Any]:
         """The checkpoint's contents (empty for a bad file: ``model`` says what is wrong)."""
         try:
             checkpoint = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
