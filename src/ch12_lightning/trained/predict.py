@@ -215,7 +215,7 @@ def predict_files(cfg: DictConfig) -> list[Prediction] | list[Estimate]:
     _check_options(cfg)
     run = load_run(cfg)
     prepare(run.config)
-    datamodule = run.datamodule(settings_only=True)
+    datamodule = run.datamodule()
     model = run.model(datamodule)
     if isinstance(datamodule, TableData):
         return predict_table(cfg, model, datamodule)
