@@ -16,6 +16,7 @@ from ch12_lightning.data.celeba import CelebADataModule
 from ch12_lightning.data.celeba_files import CelebAFormatError
 from ch12_lightning.data.picture_cache import CorruptImageError
 from ch12_lightning.data.picture_decode import file_pixels, picture_pixels
+from ch12_lightning.data.recorded_split import SplitChangedError
 from ch12_lightning.data.room import NoRoomError
 from ch12_lightning.errors import ConfigError
 from tests.helpers.celeba_tree import ATTRIBUTES, make_celeba
@@ -123,6 +124,27 @@ def test_cache_serves_later_runs_and_follows_changes(celeba_dir: Path, tmp_path:
     used = tree / "img_align_celeba" / first.state_dict()["split"]["train"][0][0]
     os.utime(used, ns=(used.stat().st_atime_ns, used.stat().st_mtime_ns + 10**9))
     assert not _prepared(tree, tmp_path / "cache").from_cache
+
+
+def test_a_recorded_split_is_kept_when_faces_are_removed(tmp_path: Path):
+    """CelebA's selection depends on the faces present: a run's own split is served again
+    after one it did not use is removed, and a removed test face is said."""
+    tree = make_celeba(tmp_path / "tree")
+    recorded = _prepared(tree, tmp_path / "cache").state_dict()["split"]
+    used = {name for files in recorded.values() for name, *_ in files}
+    faces = sorted((tree / "img_align_celeba").glob("*.jpg"))
+    next(face for face in faces if face.name not in used).unlink()
+    again = CelebADataModule(str(tree), str(tmp_path / "cache"), n_per_class=15)
+    again.use_recorded_split(recorded, ("test",))
+    again.prepare_data()
+    assert again.state_dict()["split"] == recorded and again.from_cache
+    (tree / "img_align_celeba" / recorded["test"][0][0]).unlink()
+    gone = CelebADataModule(str(tree), str(tmp_path / "cache"), n_per_class=15)
+    gone.use_recorded_split(recorded, ("test",))
+    with pytest.raises(
+        SplitChangedError, match=f"1 of its 14 pictures is gone .{recorded['test'][0][0]}"
+    ):
+        gone.prepare_data()
 
 
 @pytest.mark.parametrize(

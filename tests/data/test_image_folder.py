@@ -14,6 +14,8 @@ from PIL import Image
 from ch12_lightning.data.image_folder import ImageFolderDataModule
 from ch12_lightning.data.picture_cache import CorruptImageError
 from ch12_lightning.data.picture_decode import open_picture
+from ch12_lightning.data.picture_folder import scan_folder
+from ch12_lightning.data.picture_store import PictureStore
 from ch12_lightning.data.room import NoRoomError
 from ch12_lightning.errors import ConfigError
 from ch12_lightning.trained.predict import image_format
@@ -272,6 +274,41 @@ def test_linked_folders_are_read_as_imagefolder_reads_them(tmp_path: Path):
     assert [sum(column) for column in zip(*counts(dm).values(), strict=True)] == [6, 3]
     (root / "b" / "up").unlink()
     assert [ImageFolder(str(root)).targets.count(i) for i in (0, 1)] == [6, 3]
+
+
+def test_a_class_tree_is_listed_as_torchvision_imagefolder_lists_it(tmp_path: Path):
+    """Classes, their indices and every picture with its class: the project's reading and
+    ImageFolder's agree on plain class trees (nested folders, mixed-case extensions, links)."""
+    from torchvision.datasets import ImageFolder
+
+    root = make_folder(tmp_path / "tree", {"Zebra": 9, "ant": 7, "Bee": 8})
+    (root / "ant" / "deep" / "deeper").mkdir(parents=True)
+    picture(True, np.random.default_rng(1)).save(root / "ant" / "deep" / "deeper" / "x.JPEG")
+    (root / "ant" / "bees_too").symlink_to(root / "Bee", target_is_directory=True)
+    listing = PictureStore(root).listing()
+    scan = scan_folder(listing, str(root))
+    theirs = ImageFolder(str(root))
+    assert scan.classes == theirs.classes
+    assert {name: i for i, name in enumerate(scan.classes)} == theirs.class_to_idx
+    ours = sorted((str(root / name), label) for name, label in scan.pictures["all"])
+    assert ours == sorted(theirs.samples) and len(ours) == 9 + 7 + 1 + 8 + 8
+
+
+def test_two_zips_of_the_same_pictures_have_their_own_cache_and_summary(
+    pets: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    for name in ("first.zip", "second.zip"):
+        with zipfile.ZipFile(tmp_path / name, "w") as zipped:
+            for path in sorted(pets.rglob("*")):
+                zipped.write(path, path.relative_to(pets).as_posix())
+    caplog.set_level(logging.INFO)
+    first = prepared(tmp_path / "first.zip", tmp_path)
+    second = prepared(tmp_path / "second.zip", tmp_path)
+    assert first.from_cache is False and second.from_cache is False
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Image folder")]
+    assert "first.zip" in summary[0] and "second.zip" in summary[1]
+    listed = _ch12("cache", "--cache-dir", str(tmp_path / "cache"), "list")
+    assert "first.zip" in listed and "second.zip" in listed
 
 
 @pytest.mark.parametrize(
