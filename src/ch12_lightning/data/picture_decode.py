@@ -1,17 +1,22 @@
 """Picture files to 8-bit pixels: decoded as people have them, resized, in parallel.
 
-One function (``file_pixels``) turns a file into the pixels a model sees, for the caches of
-CelebA and of image folders and for ``predict`` alike, so a picture is prepared the same way
-wherever it comes from. Decoding handles pictures as they are found: the EXIF orientation a phone
-wrote is applied; a file of several frames gives its first; 16-bit and float pictures are scaled
-to 8 bits, not clipped; a transparent canvas is filled with a background that contrasts with what
-is drawn on it.
+The same two steps (``open_picture``, then ``picture_pixels``; ``file_pixels`` is both) turn a
+file into the pixels a model sees, for the caches of CelebA and of image folders and for
+``predict`` alike, so a picture is prepared the same way wherever it comes from. Decoding
+handles pictures as they are found: the EXIF orientation a phone wrote is applied; a file of
+several frames gives its first; 16-bit and float pictures are scaled to 8 bits, not clipped; a
+transparent canvas is filled with a background that contrasts with what is drawn on it.
 
-This module imports Pillow and NumPy only, so decoding processes start in a fraction of a
-second. Each process decodes a chunk of files into one uint8 array that travels back through a
-pipe: no tensor handed back through shared memory, so neither the open-file limit (``ulimit -n``)
-nor a small ``/dev/shm`` bounds how many images a run can prepare. Files may be members of a zip
-archive, read in place: each process opens the archive once.
+This module imports Pillow and NumPy only (and pillow-heif where installed), so decoding processes
+start in a fraction of a second. Each process decodes a chunk of files into one uint8 array that
+travels back through a pipe: no tensor handed back through shared memory, so neither the open-file
+limit (``ulimit -n``) nor a small ``/dev/shm`` bounds how many images a run can prepare. Files may
+be members of a zip archive, read in place: each process opens the archive once.
+
+HEIC/HEIF (what iPhones save) is read where ``pillow-heif`` is installed (the ``heic`` extra,
+which ``./ch12 setup`` installs): its opener is registered when this module is imported, so in
+every decoding process too. Without it, such a file is named with what to do, not as "cannot
+identify image file".
 """
 
 import io
@@ -26,9 +31,28 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
+
+HEIF_EXTENSIONS = (".heic", ".heif")
+HEIF_HINT = (
+    "convert to JPEG, or install pillow-heif to read them (./ch12 setup installs it; "
+    "in another environment: pip install pillow-heif)"
+)
+
+
+def _register_heif() -> bool:
+    """Whether HEIC/HEIF pictures can be read: pillow-heif's opener registered with Pillow."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+HEIF_READABLE = _register_heif()
 
 CHUNK = 256  # files per task: large enough that a task costs far more than its round trip
 PROGRESS_SECONDS = 10.0
@@ -37,6 +61,8 @@ PROGRESS_SECONDS = 10.0
 # 0.3-0.6 levels of 255 on average and at most 5 (CelebA, 32 px gray and 64 px RGB), while a
 # draft straight to the target size differs by up to 81.
 DRAFT_MARGIN = 2
+SMALL_WHAT = "a picture at this run's size"  # predict's words for an image-folder run's pictures
+SMALL_SHOWN = 3  # pictures named in the warning about small ones
 
 
 class UnreadablePicture(ValueError):
@@ -52,19 +78,37 @@ class Picture:
     notes: tuple[str, ...] = ()
 
 
-def open_picture(file: str | Path | IO[bytes], draft_side: int | None = None) -> Picture:
+def open_picture(
+    file: str | Path | IO[bytes], draft_side: int | None = None, name: str | None = None
+) -> Picture:
     """Decode ``file`` completely (so a damaged file is named here) into a ``Picture``.
 
     ``draft_side``: a JPEG may be decoded at a reduced scale that keeps both sides at least this
-    long (much faster; see ``DRAFT_MARGIN``)."""
+    long (much faster; see ``DRAFT_MARGIN``). ``name``: what the file is called in messages
+    (a zip member's archive and name; Pillow would show a buffer's ``repr``)."""
+    shown = name or (str(file) if isinstance(file, str | Path) else "the file")
     try:
         with Image.open(file) as opened:
             if draft_side:
                 opened.draft("RGB", (draft_side, draft_side))  # JPEGs only
             opened.load()
             return held_picture(opened)
+    except UnidentifiedImageError as err:
+        if not HEIF_READABLE and shown.lower().endswith(HEIF_EXTENSIONS):
+            raise UnreadablePicture(f"a HEIC picture: {HEIF_HINT}") from err
+        text = str(err) if shown == str(file) else f"cannot identify image file {shown!r}"
+        raise UnreadablePicture(f"{type(err).__name__}: {text}") from err
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
         raise UnreadablePicture(f"{type(err).__name__}: {err}") from err
+
+
+def small_picture_note(picture: Picture, smallest: int, what: str) -> str | None:
+    """A note for a picture with fewer than ``smallest`` pixels a side: training and predict
+    warn of the same pictures in the same words (scaled up, it holds little of ``what``)."""
+    width, height = picture.image.size
+    if min(width, height) < smallest:
+        return f"only {width}x{height} pixels: too small to hold {what}"
+    return None
 
 
 def held_picture(image: Image.Image) -> Picture:
@@ -152,24 +196,36 @@ def _reading(archive: str | None) -> Iterator[None]:
         _open_archive(None)
 
 
-def _file(source: str) -> str | IO[bytes]:
-    return source if _archive is None else io.BytesIO(_archive.read(source))
+def _opened(source: str, image_size: int) -> Picture:
+    """``open_picture`` of a path, or of a member of this process's archive (named in messages
+    by the archive and the member, as ``PictureStore.where`` names it)."""
+    if _archive is None:
+        return open_picture(source, image_size * DRAFT_MARGIN)
+    name = f"{_archive.filename} (member {source})"
+    return open_picture(io.BytesIO(_archive.read(source)), image_size * DRAFT_MARGIN, name)
 
 
-def decode_chunk(
-    sources: list[str], image_size: int, grayscale: bool
-) -> tuple[np.ndarray, dict[int, str]]:
+Decoded = tuple[np.ndarray, dict[int, str], dict[int, str]]
+
+
+def decode_chunk(sources: list[str], image_size: int, grayscale: bool) -> Decoded:
     """Decode ``sources`` (paths, or members of this process's archive) into one (N, C, H, W)
     array; unreadable files stay zero and are returned by position with their error text, so
-    the caller can name them."""
+    the caller can name them, and so are pictures smaller than ``image_size`` a side with
+    ``small_picture_note``'s words (the size is at hand here; predict warns of the same)."""
     pixels = _pixel_array(len(sources), image_size, grayscale)
-    errors = {}
+    errors, small = {}, {}
     for i, source in enumerate(sources):
         try:
-            pixels[i] = file_pixels(_file(source), image_size, grayscale)
+            picture = _opened(source, image_size)
         except (UnreadablePicture, OSError, KeyError, zipfile.BadZipFile) as err:
             errors[i] = str(err)
-    return pixels, errors
+            continue
+        pixels[i] = picture_pixels(picture.image, image_size, grayscale)
+        note = small_picture_note(picture, image_size, SMALL_WHAT)
+        if note:
+            small[i] = note
+    return pixels, errors, small
 
 
 def decode_all(
@@ -182,17 +238,38 @@ def decode_all(
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Decode every file (paths, or members of the zip ``archive``) into one preallocated array
     (memory: the result and a chunk per worker), with ``workers`` processes (0: in this one);
-    log progress every few seconds, naming the data set by ``title``."""
+    log progress every few seconds, naming the data set by ``title``, and one warning line for
+    pictures smaller than ``image_size`` a side."""
     pixels = _pixel_array(len(sources), image_size, grayscale)
     errors: dict[int, str] = {}
+    small: dict[int, str] = {}
     progress = _Progress(len(sources), title)
     chunks = _decoded_chunks(sources, image_size, grayscale, workers, archive)
-    for start, (chunk, chunk_errors) in chunks:
+    for start, (chunk, chunk_errors, chunk_small) in chunks:
         pixels[start : start + len(chunk)] = chunk
         errors.update({start + i: error for i, error in chunk_errors.items()})
+        small.update({start + i: note for i, note in chunk_small.items()})
         progress.advance(len(chunk))
     progress.finish()
+    _warn_of_small(small, sources, image_size, archive, title)
     return pixels, errors
+
+
+def _warn_of_small(
+    small: dict[int, str], sources: list[str], image_size: int, archive: str | None, title: str
+) -> None:
+    """One line counting the pictures smaller than the run's size, naming the first few with
+    predict's note: scaled up, such a picture holds little of what a class looks like."""
+    if not small:
+        return
+    shown = [f"{sources[i]} ({small[i]})" for i in sorted(small)[:SMALL_SHOWN]]
+    more = f" and {len(small) - SMALL_SHOWN} more" if len(small) > SMALL_SHOWN else ""
+    where = f" in {archive}" if archive else ""
+    log.warning(
+        "%s: %d picture%s%s smaller than %d pixels a side (dataset.image_size), scaled up to "
+        "it: %s%s. Predict warns of such pictures too; remove them if they are mistakes.",
+        title, len(small), "s" * (len(small) != 1), where, image_size, "; ".join(shown), more,
+    )  # fmt: skip
 
 
 def _pixel_array(count: int, image_size: int, grayscale: bool) -> np.ndarray:
@@ -203,7 +280,7 @@ def _pixel_array(count: int, image_size: int, grayscale: bool) -> np.ndarray:
 
 def _decoded_chunks(
     sources: list[str], image_size: int, grayscale: bool, workers: int, archive: str | None
-) -> Iterator[tuple[int, tuple[np.ndarray, dict[int, str]]]]:
+) -> Iterator[tuple[int, Decoded]]:
     starts = range(0, len(sources), CHUNK)
     chunks = [sources[start : start + CHUNK] for start in starts]
     if workers == 0 or len(chunks) == 1:

@@ -6,9 +6,11 @@ beside other folders, ``train/`` is a class, as ``ImageFolder`` reads it); or an
 ``root`` labelled by a CSV of ``file,label`` rows (``;`` or tab separated, a header of the
 common names allowed). Classes are the sorted folder names (or labels), as
 ``ImageFolder``'s ``find_classes`` gives them; pictures are the files with its extensions, in any
-case. What ``ImageFolder`` would take for data by mistake is skipped and counted instead: hidden
-files and folders (``.DS_Store``, ``.ipynb_checkpoints``, ``__MACOSX``), other files, pictures
-outside a class folder. A folder zipped with its own folder inside (``pets.zip`` holding
+case, and the few more that ``predict`` reads too (``picture_store.PICTURE_EXTENSIONS``: GIF,
+AVIF, HEIC with pillow-heif). What ``ImageFolder`` would take for data by mistake is skipped and
+counted instead: hidden files and folders (``.DS_Store``, ``.ipynb_checkpoints``, ``__MACOSX``),
+other files, pictures outside a class folder; HEIC files that cannot be read are counted apart,
+with what to do. A folder zipped with its own folder inside (``pets.zip`` holding
 ``pets/cat/...``) is entered.
 
 Everything that would make a run train on the wrong thing is refused here, before a picture is
@@ -22,7 +24,15 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ch12_lightning.data.picture_store import Listing, is_hidden, is_picture_name
+from ch12_lightning.data.picture_decode import HEIF_HINT
+from ch12_lightning.data.picture_store import (
+    EXTENSIONS_HINT,
+    HEIC_REASON,
+    Listing,
+    is_hidden,
+    is_picture_name,
+    passed_over,
+)
 from ch12_lightning.errors import ConfigError, invalid
 
 log = logging.getLogger(__name__)
@@ -37,7 +47,6 @@ CSV_FORMS = (
     "every row must be a file and its label, separated by ',', ';' or a tab, with or without a "
     f"header row of {'|'.join(FILE_COLUMNS)} and {'|'.join(LABEL_COLUMNS)}"
 )
-EXTENSIONS_HINT = ".jpg, .jpeg, .png, .ppm, .bmp, .pgm, .tif, .tiff, .webp, in any case"
 
 
 @dataclass
@@ -66,7 +75,8 @@ class FolderScan:
         for reason, count in sorted(self.skipped.items()):
             names = self.skipped_names[reason]
             more = ", ..." if count > len(names) else ""
-            parts.append(f"{count} {reason} ({', '.join(names)}{more})")
+            advice = f": {HEIF_HINT}" if reason == HEIC_REASON else ""
+            parts.append(f"{count} {reason} ({', '.join(names)}{more}){advice}")
         total = sum(self.skipped.values())
         return f"skipped {total} file{'s' * (total != 1)}: {'; '.join(parts)}"
 
@@ -164,10 +174,9 @@ def _labelled_by_folders(
         split = next((s for s, prefix in places.items() if name.startswith(prefix)), None)
         inside = name[len(places[split]) :] if split else name[len(top) :]
         parts = inside.split("/")
-        if any(is_hidden(part) for part in parts):
-            scan.skip("hidden", parts[-1])
-        elif not is_picture_name(name):
-            scan.skip("not pictures", parts[-1])
+        reason = passed_over(inside)
+        if reason:
+            scan.skip(reason, parts[-1])
         elif split is None or len(parts) == 1:
             scan.skip("pictures outside a class folder", inside)
         else:
@@ -212,10 +221,12 @@ def _check_every_class_has_pictures(scan: FolderScan, places: dict[str, str], ro
         prefix = places[split]
         empty += [f"{prefix}{name}" for i, name in enumerate(scan.classes) if i not in held]
     if empty:
+        heic = scan.skipped[HEIC_REASON]
+        heic_note = f"; {heic} HEIC pictures found: {HEIF_HINT}" if heic else ""
         reason = (
             f"the class folder{'s' * (len(empty) > 1)} {', '.join(empty)} hold"
-            f"{'s' * (len(empty) == 1)} no pictures (files ending in {EXTENSIONS_HINT}); add "
-            "pictures, or remove the folder"
+            f"{'s' * (len(empty) == 1)} no pictures (files ending in {EXTENSIONS_HINT}"
+            f"{heic_note}); add pictures, or remove the folder"
         )
         raise ConfigError(invalid("dataset.root", root, reason))
 
@@ -282,7 +293,11 @@ def _labelled_by_csv(
         raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
     not_pictures = sorted(name for name in labels if not is_picture_name(name))
     if not_pictures:
-        reason = f"it names files that are not pictures: {', '.join(not_pictures[:5])}"
+        heic = any(passed_over(name) == HEIC_REASON for name in not_pictures)
+        reason = (
+            f"it names files that are not pictures: {', '.join(not_pictures[:5])} (pictures "
+            f"end in {EXTENSIONS_HINT}){f'; HEIC pictures: {HEIF_HINT}' if heic else ''}"
+        )
         raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
     places = splits or {"all": ""}
     split_of = {name: next((s for s, p in places.items() if name.startswith(p)), None)
@@ -306,6 +321,5 @@ def _labelled_by_csv(
     for name in sorted(labels):
         scan.pictures[split_of[name]].append((name, index[labels[name]]))
     for name in listing.files.keys() - labels.keys():
-        reason = "not in the CSV" if is_picture_name(name) else "not pictures"
-        scan.skip(reason, name.rsplit("/", 1)[-1])
+        scan.skip(passed_over(name) or "not in the CSV", name.rsplit("/", 1)[-1])
     return scan

@@ -4,6 +4,9 @@ A zip is read in place, never extracted: CelebA's official download leaves the f
 ``img_align_celeba.zip`` (readers of the book trip over extracting it: rasbt/machine-learning-book
 #57, #146), and people zip their folders of pictures to move them. Names inside a store are POSIX
 paths relative to its top, the same for both kinds, so what reads a layout never asks which.
+
+Which files are pictures is decided here once (``PICTURE_EXTENSIONS``, ``passed_over``), for
+training's folders and for ``predict``'s: a file one of them reads, the other reads too.
 """
 
 import os
@@ -11,13 +14,40 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import features
 from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from ch12_lightning.data.picture_decode import HEIF_EXTENSIONS, HEIF_READABLE
+
+# The one list of picture files, for training's folders and predict's alike: torchvision's
+# ``ImageFolder`` extensions, GIF (its first frame: ``picture_decode``), AVIF where this Pillow
+# reads it, HEIC/HEIF where pillow-heif is installed. Matched whatever their case.
+PICTURE_EXTENSIONS: tuple[str, ...] = (
+    *IMG_EXTENSIONS,
+    ".gif",
+    *((".avif",) if features.check("avif") else ()),
+    *(HEIF_EXTENSIONS if HEIF_READABLE else ()),
+)
+EXTENSIONS_HINT = f"{', '.join(PICTURE_EXTENSIONS)}, in any case"  # the list, for messages
+HEIC_REASON = "HEIC pictures"  # how a skipped HEIC file is counted where none can be read
 
 
 def is_picture_name(name: str) -> bool:
-    """Whether torchvision's ``ImageFolder`` takes the file for a picture: its extensions,
-    whatever their case."""
-    return name.lower().endswith(IMG_EXTENSIONS)
+    """Whether the file is read as a picture: one of ``PICTURE_EXTENSIONS``, in any case (as
+    ``ImageFolder`` matches its own)."""
+    return name.lower().endswith(PICTURE_EXTENSIONS)
+
+
+def passed_over(name: str) -> str | None:
+    """Why the file ``name`` (a POSIX path below a folder given) is not read as a picture, in
+    the words of a log line's count (``hidden``, ``HEIC pictures``, ``not pictures``); None
+    for a picture. Training's folders and predict's sort files with this one rule."""
+    parts = name.split("/")
+    if any(is_hidden(part) for part in parts):
+        return "hidden"
+    if is_picture_name(name):
+        return None
+    return HEIC_REASON if name.lower().endswith(HEIF_EXTENSIONS) else "not pictures"
 
 
 def is_zip_name(name: str) -> bool:

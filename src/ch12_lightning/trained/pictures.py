@@ -1,6 +1,7 @@
 """Pictures as people have them, brought to the form a run's model was trained on.
 
-Decoding (every model) is ``data.picture_decode.open_picture``'s: upright, 8-bit, opaque.
+Decoding (every model) is ``data.picture_decode.open_picture``'s: upright, 8-bit, opaque; a
+picture too small for the run is noted by ``small_picture_note`` there, as training warns of it.
 
 MNIST's form (``mnist_form``), the way the MNIST digits were made: grey levels; the ink found
 and made light on dark (the picture's border says which is paper); the paper's level and grain
@@ -22,14 +23,6 @@ MNIST_SIDE = 28
 MNIST_BOX = 20  # the digits were scaled to fit this box, then centred by mass in 28x28
 CELEBA_ASPECT = 178 / 218  # width / height of the aligned faces
 NOISE_FLOOR = 0.1  # ink below this fraction of the paper-to-ink contrast is paper
-
-
-def small_picture_note(picture: Picture, smallest: int, what: str) -> str | None:
-    """A note for a picture with fewer than ``smallest`` pixels a side."""
-    width, height = picture.image.size
-    if min(width, height) < smallest:
-        return f"only {width}x{height} pixels: too small to hold {what}"
-    return None
 
 
 def mnist_form(picture: Picture) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -16,7 +16,7 @@ already and prepared the same way. A run on a table predicts rows instead (``row
 import csv
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -33,9 +33,18 @@ from ch12_lightning.data.mnist import IMAGE_SHAPE, MNISTDataModule
 from ch12_lightning.data.picture_cache import PictureCacheDataModule
 from ch12_lightning.data.picture_decode import (
     DRAFT_MARGIN,
+    HEIF_HINT,
+    SMALL_WHAT,
     Picture,
     UnreadablePicture,
     open_picture,
+    small_picture_note,
+)
+from ch12_lightning.data.picture_store import (
+    EXTENSIONS_HINT,
+    HEIC_REASON,
+    PictureStore,
+    passed_over,
 )
 from ch12_lightning.data.tables import TableData
 from ch12_lightning.errors import ConfigError, InputError, invalid
@@ -43,13 +52,11 @@ from ch12_lightning.files.atomic import atomic_path
 from ch12_lightning.run.build import prepare
 from ch12_lightning.trained.answers import LOW_CONFIDENCE, Estimate, Prediction, answers, counted
 from ch12_lightning.trained.load import load_run
-from ch12_lightning.trained.pictures import celeba_form, mnist_form, small_picture_note
+from ch12_lightning.trained.pictures import celeba_form, mnist_form
 from ch12_lightning.trained.row_predictions import predict_table
 
 log = logging.getLogger(__name__)
 
-# File name endings PIL can open, e.g. ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp".
-IMAGE_SUFFIXES = frozenset(Image.registered_extensions())
 PREPROCESS = ("auto", "none")
 ON_ERROR = ("fail", "skip")
 
@@ -74,7 +81,7 @@ def image_format(datamodule: L.LightningDataModule) -> ImageFormat:
         # CelebA's faces are brought to the aligned faces' aspect ratio; a folder's pictures
         # were only resized, and are prepared exactly so.
         is_face = isinstance(datamodule, CelebADataModule)
-        what = "a face at this run's size" if is_face else "a picture at this run's size"
+        what = "a face at this run's size" if is_face else SMALL_WHAT
 
         def prepare_picture(picture: Picture, preprocess: str) -> tuple[Tensor, tuple[str, ...]]:
             auto = is_face and preprocess == "auto"
@@ -118,16 +125,22 @@ def mnist_transform(mean: float, std: float) -> Callable[[Image.Image], Tensor]:
 
 @dataclass(frozen=True)
 class Inputs:
-    """The picture files to predict, and the other files found in the folders given."""
+    """The picture files to predict, and the files found in the folders given that are not
+    read: other files, hidden ones (``.DS_Store``, ``__MACOSX/...``), and HEIC pictures where
+    pillow-heif is not installed."""
 
     files: list[Path]
     others: list[Path]
+    hidden: list[Path] = field(default_factory=list)
+    heic: list[Path] = field(default_factory=list)
 
 
 def image_files(inputs: str | Sequence[str]) -> Inputs:
-    """The image files named by ``inputs``: files, and the image files directly in folders
-    (by name ending, sorted); the folders' other files are counted, not silently passed over.
-    A missing path or a folder without images is an error."""
+    """The image files named by ``inputs``: files, and the pictures in folders and the folders
+    below them, as training reads a folder (the same extensions, links followed, hidden files
+    and folders skipped: ``picture_store``), sorted by their path in the folder; the folders'
+    other files are counted, not silently passed over. A missing path or a folder without
+    pictures is an error."""
     names = [inputs] if isinstance(inputs, str | Path) else list(inputs or [])
     if not names:
         raise ConfigError(invalid("inputs", inputs, "give image files or a folder of images"))
@@ -135,18 +148,31 @@ def image_files(inputs: str | Sequence[str]) -> Inputs:
     for name in names:
         path = Path(name).expanduser()
         if path.is_dir():
-            entries = sorted(p for p in path.iterdir() if p.is_file())
-            pictures = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
-            if not pictures:
-                reason = f"the folder {path} holds no image files (.png, .jpg, ... as PIL reads)"
-                raise ConfigError(invalid("inputs", name, reason))
-            found.files.extend(pictures)
-            found.others.extend(p for p in entries if p not in pictures)
+            _add_folder(found, path, name)
         elif path.is_file():
             found.files.append(path)
         else:
             raise ConfigError(invalid("inputs", name, "no such file or folder"))
     return found
+
+
+def _add_folder(found: Inputs, folder: Path, name: str) -> None:
+    """The files below ``folder`` into ``found``, sorted by their path in it, each where
+    ``picture_store.passed_over`` puts it."""
+    kinds: dict[str | None, list[Path]] = {
+        None: [], "hidden": [], HEIC_REASON: [], "not pictures": []
+    }  # fmt: skip
+    for relative in sorted(PictureStore(folder).listing().files):
+        kinds[passed_over(relative)].append(folder / relative)
+    pictures, heic = kinds[None], kinds[HEIC_REASON]
+    if not pictures:
+        advice = f"; {len(heic)} HEIC pictures: {HEIF_HINT}" if heic else ""
+        reason = f"the folder {folder} holds no image files (ending in {EXTENSIONS_HINT}{advice})"
+        raise ConfigError(invalid("inputs", name, reason))
+    found.files.extend(pictures)
+    found.others.extend(kinds["not pictures"])
+    found.hidden.extend(kinds["hidden"])
+    found.heic.extend(heic)
 
 
 @dataclass(frozen=True)
@@ -228,9 +254,11 @@ def predict_files(cfg: DictConfig) -> list[Prediction] | list[Estimate]:
         print(p.line())
     for bad in unreadable:
         print(f"{bad.path}: cannot be read ({bad.reason})")
+    for path in inputs.heic:
+        print(f"{path}: not read, a HEIC picture: {HEIF_HINT}")
     if cfg.get("output_csv"):
         write_csv(cfg.output_csv, predictions, list(model.hparams.class_names))
-    print(_summary(predictions, unreadable, inputs.others, cfg.get("output_csv")))
+    print(_summary(predictions, unreadable, inputs, cfg.get("output_csv")))
     if unreadable and cfg.on_error == "fail":
         raise InputError(
             f"{len(unreadable)} of {len(inputs.files)} pictures could not be read (listed "
@@ -248,18 +276,30 @@ def _check_options(cfg: DictConfig) -> None:
 
 
 def _summary(
-    predictions: list[Prediction], unreadable: list[Unreadable], others: list[Path], csv_path
+    predictions: list[Prediction], unreadable: list[Unreadable], inputs: Inputs, csv_path
 ) -> str:
     low = sum(p.low_confidence for p in predictions)
     parts = [f"{counted(len(predictions), 'picture')} predicted ({low} with low confidence, "
              f"below {LOW_CONFIDENCE})"]  # fmt: skip
     if unreadable:
         parts.append(f"{len(unreadable)} could not be read")
+    others = inputs.others
     if others:
-        names = ", ".join(p.name for p in others[:5]) + (", ..." if len(others) > 5 else "")
         what = "not a picture" if len(others) == 1 else "not pictures"
         parts.append(
-            f"{counted(len(others), 'other file')} in the folders skipped, {what} ({names})"
+            f"{counted(len(others), 'other file')} in the folders skipped, {what} "
+            f"({_names(others)})"
         )
+    if inputs.hidden:
+        parts.append(f"{counted(len(inputs.hidden), 'hidden file')} skipped "
+                     f"({_names(inputs.hidden)})")  # fmt: skip
+    if inputs.heic:
+        parts.append(f"{counted(len(inputs.heic), 'HEIC picture')} skipped "
+                     f"({_names(inputs.heic)}): {HEIF_HINT}")  # fmt: skip
     written = f"; written to {csv_path}" if csv_path else ""
     return "; ".join(parts) + written
+
+
+def _names(paths: list[Path]) -> str:
+    """The first few files' names, for a summary line."""
+    return ", ".join(p.name for p in paths[:5]) + (", ..." if len(paths) > 5 else "")
