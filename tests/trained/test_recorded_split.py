@@ -49,7 +49,7 @@ def changed_copy(run: Path, tmp_path: Path) -> Path:
 
 
 def evaluated(run: Path, root: Path, tmp_path: Path, *extra: str) -> dict[str, float]:
-    overrides = [f"ckpt_path={run}", f"+dataset.root={root}", *extra]
+    overrides = [f"ckpt_path={run}", f"dataset.root={root}", *extra]
     return evaluate(trained_run_config("eval", tmp_path / "eval", *overrides))
 
 
