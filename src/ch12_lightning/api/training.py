@@ -154,7 +154,8 @@ class Run:
     @cached_property
     def datamodule(self) -> L.LightningDataModule:
         """The run's data, every split read; the notebook's own seeds and threads untouched (its
-        splits are drawn with the run's ``split_seed``)."""
+        splits are drawn with the run's ``split_seed``; a picture run's are the pictures it
+        recorded, and a message says which are gone or changed)."""
         datamodule = self.trained.datamodule()
         datamodule.prepare_data()
         for stage in ("fit", "test"):  # every split: train, val and test
