@@ -91,10 +91,11 @@ def test_a_run_answers_in_plain_data_and_figures(tmp_path: Path, mnist_dir: Path
     hits = [p.class_name == str(int(t)) for p, t in zip(from_arrays, targets[:20], strict=True)]
     assert sum(hits) >= 16
     picture = Image.fromarray(digits[0])
-    picture.save(tmp_path / "digit.png")
+    (tmp_path / "mine" / "deeper").mkdir(parents=True)
+    picture.save(tmp_path / "mine" / "deeper" / "digit.png")
     (from_image,) = run.predict(picture)
-    (from_file,) = run.predict(tmp_path / "digit.png")
-    (from_folder,) = run.predict(str(tmp_path))  # the pictures directly in the folder
+    (from_file,) = run.predict(tmp_path / "mine" / "deeper" / "digit.png")
+    (from_folder,) = run.predict(str(tmp_path / "mine"))  # its pictures, subfolders' too
     assert from_image.class_name == from_file.class_name == from_folder.class_name
     assert from_image.probability == pytest.approx(from_file.probability)
     assert str(from_image.path) == "picture 0"
