@@ -121,7 +121,7 @@ def test_heic_pictures_are_read_with_pillow_heif(tmp_path: Path, monkeypatch: py
     )  # fmt: skip
     assert fresh.stdout.strip() == "HEIF"
     monkeypatch.setattr(picture_decode, "CHUNK", 1)  # two chunks: the pool of processes
-    pixels, errors = decode_all([str(root / "cat" / "IMG_0001.HEIC")] * 2, SIZE, False, 2)
+    pixels, errors, _ = decode_all([str(root / "cat" / "IMG_0001.HEIC")] * 2, SIZE, False, 2)
     assert not errors
     assert np.abs(pixels[0, :, 5, 5].astype(int) - [200, 30, 30]).max() <= 3
 
@@ -168,6 +168,6 @@ def test_a_bad_zip_member_is_named_by_archive_and_member(tmp_path: Path):
     archive = tmp_path / "pets.zip"
     with zipfile.ZipFile(archive, "w") as opened:
         opened.writestr("pets/cat/p000.png", b"not a png")
-    _, errors = decode_all(["pets/cat/p000.png"], SIZE, False, 0, archive=str(archive))
+    _, errors, _ = decode_all(["pets/cat/p000.png"], SIZE, False, 0, archive=str(archive))
     assert f"{archive} (member pets/cat/p000.png)" in errors[0]
     assert "BytesIO" not in errors[0]

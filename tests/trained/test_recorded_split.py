@@ -86,6 +86,22 @@ def test_eval_after_a_test_picture_is_replaced_stops(run: Path, tmp_path: Path):
         evaluated(run, pets, tmp_path)
 
 
+def test_eval_on_a_copy_that_did_not_keep_times_knows_the_pictures_by_content(
+    run: Path, tmp_path: Path
+):
+    root = OmegaConf.load(run / "config_resolved.yaml").dataset.root
+    pets = shutil.copytree(root, tmp_path / "pets", copy_function=shutil.copy)  # as cp -r
+    tested = next(row["file"] for row in split_rows(run) if row["split"] == "test")
+    assert (pets / tested).stat().st_mtime_ns != (Path(root) / tested).stat().st_mtime_ns
+    own = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert evaluated(run, pets, tmp_path)["test/acc"] == pytest.approx(own["test/acc"], abs=1e-6)
+    data = bytearray((pets / tested).read_bytes())
+    data[-3] ^= 0xFF  # the same size, other content
+    (pets / tested).write_bytes(bytes(data))
+    with pytest.raises(SplitChangedError, match=rf"is changed \(other content: {tested}\)"):
+        evaluated(run, pets, tmp_path)
+
+
 def test_eval_on_test_after_training_pictures_were_removed_goes_on(run: Path, tmp_path: Path):
     pets = changed_copy(run, tmp_path)
     for row in split_rows(run)[:5]:  # files come split by split: training pictures

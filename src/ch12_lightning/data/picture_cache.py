@@ -132,7 +132,7 @@ class PictureCacheDataModule(InMemoryDataModule):
         self.from_cache: bool | None = None
         self._cache_file: Path | None = None
         self._used: list[tuple[str, str, int]] | None = None  # (split, name, label), decoded
-        self._stamps: dict[str, list[int]] = {}
+        self._stamps: dict[str, list[int]] = {}  # name -> [size, stamp, content digest]
         self._recorded: RecordedSplit | None = None
 
     @property
@@ -150,8 +150,9 @@ class PictureCacheDataModule(InMemoryDataModule):
     # -- the split a run used, kept in its checkpoints (``recorded_split``) ------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The files this run uses (name, label, size, stamp by split), which Lightning saves in
-        every checkpoint: eval and resuming use them instead of drawing a split again."""
+        """The files this run uses (name, label, size, stamp and content digest by split), which
+        Lightning saves in every checkpoint: eval and resuming use them instead of drawing a
+        split again."""
         if self._used is None:
             return {}
         split: Recorded = {name: [] for name in SPLITS}
@@ -224,7 +225,8 @@ class PictureCacheDataModule(InMemoryDataModule):
                 meta = self._build(inventory, selection, path)
         unreadable = meta.get("unreadable", [])
         self._used = [file for file in selection.files if file[1] not in set(unreadable)]
-        self._stamps = inventory.stamps
+        self._stamps = {name: [*inventory.stamps[name], digest] for (_, name, _), digest
+                        in zip(self._used, meta["digests"], strict=True)}  # fmt: skip
         summary = self._summary(selection, unreadable)
         self.prepare_seconds = time.perf_counter() - start
         source = "from the cache" if self.from_cache else "decoded and cached"
@@ -237,7 +239,7 @@ class PictureCacheDataModule(InMemoryDataModule):
         if self._recorded is None:
             return self._select(inventory)
         where = inventory.store.where()
-        files, left_out = self._recorded.usable(inventory.stamps, where)
+        files, left_out = self._recorded.usable(inventory.stamps, inventory.store, where)
         summary = f"{self.title} {where}: the split the run recorded"
         return Selection(files, f"{summary} ({left_out})" if left_out else summary)
 
@@ -285,6 +287,8 @@ class PictureCacheDataModule(InMemoryDataModule):
         checked against each other and against the key's settings), or None."""
         if meta.get("format") != CACHE_FORMAT or meta.get("settings") != self._settings():
             return "does not match its key (its description holds other settings)"
+        if len(meta.get("digests", ())) != meta["images"]:
+            return "lacks its pictures' content digests (written by an earlier version)"
         try:
             cached = torch.load(path, weights_only=True, mmap=True)
         except Exception as err:  # truncated, overwritten: the zip reader's errors vary
@@ -312,7 +316,7 @@ class PictureCacheDataModule(InMemoryDataModule):
                    self.memory_limit_gb, self.title, self.fewer_images)  # fmt: skip
         store = inventory.store
         start = time.perf_counter()
-        pixels, errors = decode_all(
+        pixels, errors, digests = decode_all(
             [store.source(name) for _, name, _ in files], self.image_size, self.grayscale,
             self.num_workers, archive=store.archive, title=self.title,
         )  # fmt: skip
@@ -339,6 +343,7 @@ class PictureCacheDataModule(InMemoryDataModule):
             "settings": self._settings(),
             "images": len(targets),
             "unreadable": sorted(failed),
+            "digests": [digests[i] for i in kept],  # the decoded files', in selection order
             "bytes": path.stat().st_size,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }

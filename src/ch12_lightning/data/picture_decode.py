@@ -23,12 +23,13 @@ import io
 import logging
 import time
 import zipfile
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -196,16 +197,33 @@ def _reading(archive: str | None) -> Iterator[None]:
         _open_archive(None)
 
 
-def _opened(source: str, image_size: int) -> Picture:
+def _opened(source: str, image_size: int) -> tuple[Picture, int]:
     """``open_picture`` of a path, or of a member of this process's archive (named in messages
-    by the archive and the member, as ``PictureStore.where`` names it)."""
+    by the archive and the member, as ``PictureStore.where`` names it), and the CRC-32 of its
+    bytes (``content_digest``), read once for both."""
     if _archive is None:
-        return open_picture(source, image_size * DRAFT_MARGIN)
-    name = f"{_archive.filename} (member {source})"
-    return open_picture(io.BytesIO(_archive.read(source)), image_size * DRAFT_MARGIN, name)
+        data, name = Path(source).read_bytes(), source
+    else:
+        data, name = _archive.read(source), f"{_archive.filename} (member {source})"
+    return open_picture(io.BytesIO(data), image_size * DRAFT_MARGIN, name), content_digest(data)
 
 
-Decoded = tuple[np.ndarray, dict[int, str], dict[int, str]]
+def content_digest(data: bytes) -> int:
+    """What identifies a file's content in a run's recorded split: its bytes' CRC-32, as a zip
+    stores it, so a picture copied without its modification time is still known as itself."""
+    return zlib.crc32(data)
+
+
+Decoded = tuple[np.ndarray, dict[int, str], dict[int, str], list[int]]
+
+
+class DecodedFiles(NamedTuple):
+    """Every file's pixels (zeros where unreadable), the unreadable ones' errors by position,
+    and each file's ``content_digest`` (0 where unreadable)."""
+
+    pixels: np.ndarray
+    errors: dict[int, str]
+    digests: list[int]
 
 
 def decode_chunk(sources: list[str], image_size: int, grayscale: bool) -> Decoded:
@@ -214,10 +232,10 @@ def decode_chunk(sources: list[str], image_size: int, grayscale: bool) -> Decode
     the caller can name them, and so are pictures smaller than ``image_size`` a side with
     ``small_picture_note``'s words (the size is at hand here; predict warns of the same)."""
     pixels = _pixel_array(len(sources), image_size, grayscale)
-    errors, small = {}, {}
+    errors, small, digests = {}, {}, [0] * len(sources)
     for i, source in enumerate(sources):
         try:
-            picture = _opened(source, image_size)
+            picture, digests[i] = _opened(source, image_size)
         except (UnreadablePicture, OSError, KeyError, zipfile.BadZipFile) as err:
             errors[i] = str(err)
             continue
@@ -225,7 +243,7 @@ def decode_chunk(sources: list[str], image_size: int, grayscale: bool) -> Decode
         note = small_picture_note(picture, image_size, SMALL_WHAT)
         if note:
             small[i] = note
-    return pixels, errors, small
+    return pixels, errors, small, digests
 
 
 def decode_all(
@@ -235,7 +253,7 @@ def decode_all(
     workers: int,
     archive: str | None = None,
     title: str = "pictures",
-) -> tuple[np.ndarray, dict[int, str]]:
+) -> DecodedFiles:
     """Decode every file (paths, or members of the zip ``archive``) into one preallocated array
     (memory: the result and a chunk per worker), with ``workers`` processes (0: in this one);
     log progress every few seconds, naming the data set by ``title``, and one warning line for
@@ -243,16 +261,18 @@ def decode_all(
     pixels = _pixel_array(len(sources), image_size, grayscale)
     errors: dict[int, str] = {}
     small: dict[int, str] = {}
+    digests: list[int] = []
     progress = _Progress(len(sources), title)
     chunks = _decoded_chunks(sources, image_size, grayscale, workers, archive)
-    for start, (chunk, chunk_errors, chunk_small) in chunks:
+    for start, (chunk, chunk_errors, chunk_small, chunk_digests) in chunks:
         pixels[start : start + len(chunk)] = chunk
         errors.update({start + i: error for i, error in chunk_errors.items()})
         small.update({start + i: note for i, note in chunk_small.items()})
+        digests += chunk_digests
         progress.advance(len(chunk))
     progress.finish()
     _warn_of_small(small, sources, image_size, archive, title)
-    return pixels, errors
+    return DecodedFiles(pixels, errors, digests)
 
 
 def _warn_of_small(

@@ -98,6 +98,13 @@ class PictureStore:
             return PictureStore(self.path / folder)
         return PictureStore(self.path, self.inner + folder)
 
+    def read(self, name: str) -> bytes:
+        """The bytes of the file ``name``."""
+        if self.archive is None:
+            return (self.path / name).read_bytes()
+        with zipfile.ZipFile(self.path) as opened:
+            return opened.read(f"{self.inner}{name}")
+
     def listing(self) -> Listing:
         return _zip_listing(self.path, self.inner) if self.archive else _folder_listing(self.path)
 

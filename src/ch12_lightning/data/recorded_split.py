@@ -2,21 +2,23 @@
 
 A seeded split drawn again from a folder that has changed is another split: one picture added
 reorders every class's shuffle, and a model is then measured on pictures it trained on. So a
-picture data module records the files it used (name, label, size and stamp, as the store lists
-them) in its state (Lightning's ``state_dict``, saved in every checkpoint); ``eval`` and
-resuming use exactly those files, and stop, saying how many are gone or changed, unless told to
-use the ones still there.
+picture data module records the files it used (name, label, size and stamp as the store lists
+them, and a digest of the content) in its state (Lightning's ``state_dict``, saved in every
+checkpoint); ``eval`` and resuming use exactly those files, and stop, saying how many are gone
+or changed, unless told to use the ones still there.
 """
 
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+from ch12_lightning.data.picture_decode import content_digest
+from ch12_lightning.data.picture_store import PictureStore
 from ch12_lightning.errors import InputError
 
 log = logging.getLogger(__name__)
 
-# The files of one split as recorded: [name in the store, label, size, stamp] each.
+# The files of one split as recorded: [name in the store, label, size, stamp, content digest].
 Recorded = dict[str, list[list[Any]]]
 SHOWN = 3  # names shown of each kind of problem
 
@@ -38,23 +40,29 @@ class RecordedSplit:
     remedy: str = "Put them back, or start a new run."
 
     def usable(
-        self, stamps: dict[str, list[int]], where: str
+        self, stamps: dict[str, list[int]], store: PictureStore, where: str
     ) -> tuple[list[tuple[str, str, int]], str]:
-        """(split, name, label) of the recorded files that ``stamps`` (name -> [size, stamp]
-        of every file now in the store ``where``) still holds unchanged, and a line saying what
-        was left out."""
+        """(split, name, label) of the recorded files that ``store`` (``where``; ``stamps``:
+        name -> [size, stamp] of every file now in it) still holds unchanged, and a line saying
+        what was left out. A needed file whose time changed but not its size is read: the same
+        content (a copy that did not keep times) is the same picture."""
         usable: list[tuple[str, str, int]] = []
         notes = []
         for split, recorded in self.files.items():
             gone, changed = [], []
-            for name, label, *stamp in recorded:
+            for name, label, size, stamp, *digest in recorded:
                 now = stamps.get(name)
                 if now is None:
                     gone.append(name)
-                elif list(now) != list(stamp):
-                    changed.append(name)
-                else:
+                elif list(now) == [size, stamp] or (
+                    split in self.needed
+                    and digest
+                    and now[0] == size
+                    and content_digest(store.read(name)) == digest[0]
+                ):
                     usable.append((split, name, int(label)))
+                else:
+                    changed.append(name)
             if split not in self.needed or not (gone or changed):
                 continue
             kept = len(recorded) - len(gone) - len(changed)
@@ -78,8 +86,8 @@ def _problem(split: str, count: int, gone: list[str], changed: list[str], where:
         parts.append(f"{_count(len(gone), count)} gone ({_names(gone)})")
     if changed:
         parts.append(
-            f"{_count(len(changed), count) if not gone else len(changed)} changed (size or "
-            f"modification time differ: {_names(changed)})"
+            f"{_count(len(changed), count) if not gone else len(changed)} changed (other "
+            f"content: {_names(changed)})"
         )
     return f"The {split} split the run recorded has changed in {where}: {', '.join(parts)}"
 
