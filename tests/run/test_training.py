@@ -57,7 +57,24 @@ def test_resume_from_checkpoint_continues_to_max_epochs(quick_overrides: list[st
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     resumed = [*quick_overrides, "trainer.max_epochs=2", f"ckpt_path={last}", "test=false"]
     run(compose_config(with_output_dir(resumed, tmp_path / "resumed")))
-    assert json.loads((tmp_path / "resumed" / "metrics.json").read_text())["epochs"] == 2
+    after = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert after["epochs"] == 2
+    before = json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]
+    best = max(before["val/acc_best"], after["metrics"]["val/acc"])
+    assert after["metrics"]["val/acc_best"] == pytest.approx(best)
+
+
+def test_the_best_validation_value_so_far_survives_a_checkpoint(quick_overrides: list[str]):
+    """torchmetrics' states are not in the state dict: the checkpoint carries the best."""
+    first = build(compose_config(quick_overrides))[1]
+    first.val_best.update(torch.tensor(0.9))
+    checkpoint: dict = {}
+    first.on_save_checkpoint(checkpoint)
+    resumed = build(compose_config(quick_overrides))[1]
+    resumed.on_load_checkpoint(checkpoint)
+    resumed.on_train_start()
+    resumed.val_best.update(torch.tensor(0.5))  # a worse epoch after the resume
+    assert float(resumed.val_best.compute()) == pytest.approx(0.9)
 
 
 def test_same_seed_same_metrics(quick_overrides: list[str], tmp_path: Path):

@@ -19,6 +19,8 @@ from ch12_lightning.models.nets import build_net
 from ch12_lightning.models.optim import build_optimizers
 
 STAGES = ("train", "val", "test")
+# The checkpoint's entry for the best validation value so far (a plain float).
+BEST_SO_FAR = "val_best_so_far"
 # Training steps whose outputs wait before the training metrics take them in at once: a
 # torchmetrics update costs about a tenth of a whole step of these small networks.
 PENDING_STEPS = 16
@@ -65,6 +67,7 @@ class TaskModule(L.LightningModule):
             {f"{stage}_samples": SumMetric() for stage in ("val", "test")}
         )
         self.val_best = MaxMetric() if self.maximize else MinMetric()
+        self._best_so_far: float | None = None  # a resumed run's, from its checkpoint
         # (outputs, targets, loss) of training batches not yet in the metrics; the first of them
         # came after _pending_from[0] optimizer steps, as batch _pending_from[1] of its epoch.
         self._pending: list[tuple[Tensor, Tensor, Tensor]] = []
@@ -214,8 +217,22 @@ class TaskModule(L.LightningModule):
         self._evaluate(batch, "test")
 
     def on_train_start(self) -> None:
-        # The sanity check's validation batches must not count towards the best value.
+        # The sanity check's validation batches must not count towards the best value; a
+        # resumed run's best epochs before it do.
         self.val_best.reset()
+        if self._best_so_far is not None:
+            self.val_best.update(torch.tensor(self._best_so_far, device=self.device))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the best validation value so far (torchmetrics' states are not in the state
+        dict), so that a resumed run's ``val/<metric>_best`` goes on from it. Read from the
+        metric's state, the same on every rank: ``compute`` would synchronise the processes."""
+        if self.val_best.update_called:
+            state = self.val_best.max_value if self.maximize else self.val_best.min_value
+            checkpoint[BEST_SO_FAR] = float(state)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._best_so_far = checkpoint.get(BEST_SO_FAR)
 
     def on_validation_epoch_end(self) -> None:
         self.val_best.update(self._best_source().compute())
