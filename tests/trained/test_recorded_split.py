@@ -129,3 +129,23 @@ def test_a_resumed_run_trains_on_its_recorded_split_after_pictures_were_added(tm
         picture(True, rng).save(pets / "b" / f"new{i}.jpg")
     resumed = train_here(*common, f"ckpt_path={folder}", "trainer.max_epochs=2", cwd=tmp_path)
     assert resumed == folder and split_rows(folder) == before
+
+
+def test_eval_finds_a_relative_root_from_any_working_folder_or_says_where_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    make_folder(tmp_path / "pets", {"a": 8, "b": 8})
+    monkeypatch.chdir(tmp_path)
+    common = [f"paths.cache_dir={tmp_path / 'cache'}", "dataset.val_fraction=0.25"]
+    folder = train_here("dataset=image_folder", "dataset.root=pets", *SETTINGS, *common,
+                        "trainer.max_epochs=1", cwd=tmp_path)  # fmt: skip
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    eval_config = trained_run_config("eval", tmp_path / "eval", f"ckpt_path={folder}")
+    assert evaluate(eval_config)["test/samples"] == 4
+    (tmp_path / "pets").rename(tmp_path / "Pet Photos")
+    with pytest.raises(ValueError) as refused:
+        evaluate(trained_run_config("eval", tmp_path / "eval", f"ckpt_path={folder}"))
+    assert f"The run found its pictures in {tmp_path / 'pets'}: if they moved, give " in str(
+        refused.value
+    )

@@ -81,6 +81,7 @@ class ImageFolderDataModule(PictureCacheDataModule):
         self.seed = seed
         self._found: tuple[PictureStore, FolderScan, dict[str, list[int]]] | None = None
         self._classes: list[str] | None = None
+        self._found_at: Path | None = None  # where the run being read back found ``root``
 
     @property
     def class_names(self) -> list[str]:
@@ -90,6 +91,17 @@ class ImageFolderDataModule(PictureCacheDataModule):
         """Take the classes a trained run recorded instead of reading them from the folder:
         what predict and export need, once the pictures may have moved."""
         self._classes = list(names)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The recorded split, and where ``root`` was found: a relative root is found again
+        there by eval from any working folder."""
+        state = super().state_dict()
+        return state | {"root": self.root, "found_at": str(self._root_path())} if state else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        if state_dict.get("found_at") and state_dict.get("root") == self.root:
+            self._found_at = Path(state_dict["found_at"])
 
     @property
     def num_classes(self) -> int:
@@ -125,20 +137,28 @@ class ImageFolderDataModule(PictureCacheDataModule):
         return self._found
 
     def _root_path(self) -> Path:
+        """The folder or zip ``root`` names: where the run being read back found it, else
+        ``root`` itself, in the working folder, or in ``data_dir``."""
         given = Path(self.root).expanduser()
         places = (
             [given]
             if given.is_absolute()
             else [Path.cwd() / given, Path(self.data_dir).expanduser() / given]
         )
+        places = [self._found_at, *places] if self._found_at else places
         for place in places:
             if place.is_dir() or (place.is_file() and is_zip_name(place.name)):
                 return place.resolve()
         if given.is_file():
             reason = "it is a file; give a folder of class folders, or a .zip of one"
         else:
-            looked = " and ".join(str(p) for p in places)
+            looked = " and ".join(str(p) for p in dict.fromkeys(places))
             reason = f"no such folder or .zip file (looked for {looked})"
+            if self._found_at:
+                reason += (
+                    f". The run found its pictures in {self._found_at}: if they moved, give "
+                    "dataset.root=<where they are now>"
+                )
         raise ConfigError(invalid("dataset.root", self.root, reason))
 
     def _csv_path(self, root: Path) -> Path:
