@@ -129,6 +129,11 @@ def test_a_resumed_run_trains_on_its_recorded_split_after_pictures_were_added(tm
         picture(True, rng).save(pets / "b" / f"new{i}.jpg")
     resumed = train_here(*common, f"ckpt_path={folder}", "trainer.max_epochs=2", cwd=tmp_path)
     assert resumed == folder and split_rows(folder) == before
+    (pets / before[0]["file"]).unlink()  # a training picture
+    with pytest.raises(SplitChangedError, match="The train split .* 1 of its .* is gone") as err:
+        train_here(*common, f"ckpt_path={folder}", "trainer.max_epochs=3", cwd=tmp_path)
+    assert str(err.value).endswith("A resumed run trains and validates on the pictures it "
+                                   "started with: put them back, or start a new run.")  # fmt: skip
 
 
 def test_eval_finds_a_relative_root_from_any_working_folder_or_says_where_it_was(

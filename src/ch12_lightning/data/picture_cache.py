@@ -31,7 +31,7 @@ from torchvision.transforms.v2 import functional as F
 from ch12_lightning.data.cache_folder import cache_folder_summary
 from ch12_lightning.data.picture_decode import decode_all, picture_pixels
 from ch12_lightning.data.picture_store import PictureStore
-from ch12_lightning.data.recorded_split import Recorded, RecordedSplit
+from ch12_lightning.data.recorded_split import RESUMING, Recorded, RecordedSplit
 from ch12_lightning.data.room import check_room
 from ch12_lightning.data.tensor_batches import InMemoryDataModule, TensorBatches
 from ch12_lightning.errors import InputError
@@ -170,7 +170,7 @@ class PictureCacheDataModule(InMemoryDataModule):
         files: Recorded,
         needed: tuple[str, ...],
         skip_changed: bool = False,
-        remedy: str = "Put them back, or start a new run.",
+        remedy: str = RESUMING,
     ) -> None:
         """Serve the recorded ``files`` (a checkpoint's ``state_dict()["split"]``) rather than a
         split drawn now; the ``needed`` splits must be as recorded (see ``RecordedSplit``)."""

@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 # The files of one split as recorded: [name in the store, label, size, stamp, content digest].
 Recorded = dict[str, list[list[Any]]]
 SHOWN = 3  # names shown of each kind of problem
+# What the message says when resuming (``{kept}``: the count still there; see ``remedy``).
+RESUMING = (
+    "A resumed run trains and validates on the pictures it started with: put them back, or "
+    "start a new run."
+)
 
 
 class SplitChangedError(InputError, ValueError):
@@ -31,13 +36,13 @@ class SplitChangedError(InputError, ValueError):
 class RecordedSplit:
     """A run's recorded files; ``needed``: the splits that must be as recorded (the others are
     used as far as they still are); ``skip_changed``: use what is still there instead of
-    stopping; ``remedy``: the message's last sentence, for the command at hand (``{kept}``: the
+    stopping; ``remedy``: what the message says next, for the command at hand (``{kept}``: the
     count still there)."""
 
     files: Recorded
     needed: tuple[str, ...]
     skip_changed: bool = False
-    remedy: str = "Put them back, or start a new run."
+    remedy: str = RESUMING
 
     def usable(
         self, stamps: dict[str, list[int]], store: PictureStore, where: str
@@ -70,10 +75,7 @@ class RecordedSplit:
             if not kept:
                 raise SplitChangedError(f"{problem}: none is left to use. Put them back.")
             if not self.skip_changed:
-                raise SplitChangedError(
-                    f"{problem}. Other pictures would give figures that cannot be compared with "
-                    f"the run's, and may be pictures it trained on. {self.remedy.format(kept=kept)}"
-                )
+                raise SplitChangedError(f"{problem}. {self.remedy.format(kept=kept)}")
             log.warning("%s: using the %d still there, unchanged.", problem, kept)
             notes.append(f"{split}: {len(gone) + len(changed)} gone or changed left out")
         return usable, "; ".join(notes)

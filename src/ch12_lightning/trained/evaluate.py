@@ -77,7 +77,9 @@ def _use_the_runs_split(
     recorded = run.saved_state(datamodule).get("split")
     if recorded:
         remedy = (
-            "Put them back, or evaluate the {kept} still there, unchanged: changed_pictures=skip."
+            "Other pictures would give figures that cannot be compared with the run's, and may "
+            "be pictures it trained on. Put them back, or evaluate the {kept} still there, "
+            "unchanged: changed_pictures=skip."
         )
         datamodule.use_recorded_split(recorded, (split,), skip_changed, remedy)
     else:
