@@ -312,12 +312,14 @@ def test_two_zips_of_the_same_pictures_have_their_own_cache_and_summary(
 
 
 @pytest.mark.parametrize(
-    "header", ["", "file,label", "filename,class", "image;label", "path\ttarget", "class,filename"]
-)
+    "header",
+    ["", "file,label", "filename,class", "image;label", "path\ttarget", "class,filename",
+     "image_id,class", "Fichier;Catégorie", "Klasse;Bild"],
+)  # fmt: skip
 def test_a_labels_csv_as_spreadsheets_write_it(header: str, tmp_path: Path):
     root = make_folder(tmp_path / "pics", {"a": 4, "b": 4})
     separator = next((c for c in ";\t" if c in header), ",")
-    label_first = header.startswith("class")
+    label_first = header.startswith(("class", "Klasse"))
     files = [p.relative_to(root) for p in sorted(root.rglob("*.*"))]
     pairs = [(f.parts[0], f.as_posix()) if label_first else (f.as_posix(), f.parts[0])
              for f in files]  # fmt: skip
@@ -325,6 +327,22 @@ def test_a_labels_csv_as_spreadsheets_write_it(header: str, tmp_path: Path):
     (tmp_path / "labels.csv").write_text("\n".join([header, *rows] if header else rows) + "\n")
     dm = module(root, tmp_path, labels_csv=str(tmp_path / "labels.csv"))
     assert dm.class_names == ["a", "b"]
+
+
+def test_kaggle_ids_without_extensions_name_their_pictures(tmp_path: Path):
+    root = make_folder(tmp_path / "pics", {"a": 4, "b": 4})
+    flat = tmp_path / "images"
+    flat.mkdir()
+    rows = ["id,label"]
+    for i, path in enumerate(sorted(root.rglob("*.*"))):
+        path.rename(flat / f"{i:06d}{path.suffix}")
+        rows.append(f"{i:06d},{path.relative_to(root).parts[0]}")
+    (tmp_path / "train_labels.csv").write_text("\n".join(rows) + "\n")
+    dm = module(flat, tmp_path, labels_csv=str(tmp_path / "train_labels.csv"))
+    assert dm.class_names == ["a", "b"]
+    assert sum(len(pictures) for pictures in dm._scan()[1].pictures.values()) == 8
+    with pytest.raises(ConfigError, match="000000 is at images/000000.*give dataset.root the"):
+        module(tmp_path, tmp_path, labels_csv=str(tmp_path / "train_labels.csv")).prepare_data()
 
 
 def test_a_labels_csv_in_excels_western_code_page_is_read(
@@ -354,8 +372,8 @@ def test_a_labels_csv_in_excels_western_code_page_is_read(
         (["a/p000.jpg"], "row 1 is 'a/p000.jpg': every row must be a file and its label, "
          "separated by ',', ';' or a tab, with or without a header row of file|filename|image|"
          "path|name|id and label|class|target|category"),
-        (["img,species", "a/p000.jpg,a", "b/p001.PNG,b"], "row 1 is 'img,species', a header of "
-         "other names: every row must be a file and its label"),
+        (["img;species", "cat one;a", "dog two;b"], "row 1 is 'img;species', a header of other "
+         "names, and no column of the rows below it names files under dataset.root: every row "),
     ],
 )  # fmt: skip
 def test_a_bad_labels_csv_is_refused_naming_it(rows: list[str], expected: str, tmp_path: Path):

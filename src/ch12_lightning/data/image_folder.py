@@ -126,7 +126,7 @@ class ImageFolderDataModule(PictureCacheDataModule):
             labels = None
             if self.labels_csv:
                 csv_path = self._csv_path(store.path)
-                labels = read_labels_csv(_csv_text(csv_path), self.labels_csv)
+                labels = read_labels_csv(_csv_text(csv_path), self.labels_csv, listing.files)
             scan = scan_folder(listing, self.root, labels, self.labels_csv)
             if scan.top:
                 log.info("dataset.root=%s holds one folder, %s: reading it", self.root, scan.top)

@@ -22,6 +22,7 @@ import csv
 import io
 import logging
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from ch12_lightning.data.picture_decode import HEIF_HINT
@@ -43,9 +44,12 @@ SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "
 # The column names a labels CSV's header may give (any case, either order).
 FILE_COLUMNS = ("file", "filename", "image", "path", "name", "id")
 LABEL_COLUMNS = ("label", "class", "target", "category")
+# Rows below an unknown header row that are read to find which column names files.
+HEADER_EVIDENCE = 50
 CSV_FORMS = (
     "every row must be a file and its label, separated by ',', ';' or a tab, with or without a "
-    f"header row of {'|'.join(FILE_COLUMNS)} and {'|'.join(LABEL_COLUMNS)}"
+    f"header row of {'|'.join(FILE_COLUMNS)} and {'|'.join(LABEL_COLUMNS)} (or of any names "
+    "above a column of file names)"
 )
 
 
@@ -231,11 +235,13 @@ def _check_every_class_has_pictures(scan: FolderScan, places: dict[str, str], ro
         raise ConfigError(invalid("dataset.root", root, reason))
 
 
-def read_labels_csv(text: str, csv_name: str) -> dict[str, str]:
+def read_labels_csv(text: str, csv_name: str, files: Collection[str] = ()) -> dict[str, str]:
     """``file,label`` rows as file -> label: separated by ``,``, ``;`` or a tab (detected, as
-    Excel writes them by locale), with or without a header of the common column names in either
-    order (``filename,class``, ``image,label``, ...); file names as POSIX paths relative to the
-    root (``./`` and backslashes as written on Windows are taken)."""
+    Excel writes them by locale), with or without a header row: of the common column names in
+    either order (``filename,class``, ``image,label``, ...), or of any names where one column of
+    the rows below names files (pictures, or the store's ``files``, with or without their
+    extension); file names as POSIX paths relative to the root (``./`` and backslashes as
+    written on Windows are taken)."""
     try:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], ",;\t")
     except csv.Error:  # one column, or too little to tell: the rows say what is wrong
@@ -244,7 +250,9 @@ def read_labels_csv(text: str, csv_name: str) -> dict[str, str]:
     numbered = [(n, row) for n, row in enumerate(rows, start=1) if any(row)]
     order = (0, 1)
     if numbered and numbered[0][0] == 1:
-        header = _header_order(numbered[0][1], csv_name)
+        below = [row for _, row in numbered[1 : 1 + HEADER_EVIDENCE]]
+        files_named = _file_names(files)
+        header = _header_order(numbered[0][1], below, files_named, dialect.delimiter, csv_name)
         if header:
             order, numbered = header, numbered[1:]
     labels: dict[str, str] = {}
@@ -252,8 +260,7 @@ def read_labels_csv(text: str, csv_name: str) -> dict[str, str]:
         if len(cells) != 2 or not all(cells):
             reason = f"row {number} is {dialect.delimiter.join(cells)!r}: {CSV_FORMS}"
             raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
-        file, label = cells[order[0]], cells[order[1]]
-        name = file.replace("\\", "/").removeprefix("./")
+        name, label = _file_name(cells[order[0]]), cells[order[1]]
         if labels.get(name, label) != label:
             reason = f"{name} is labelled twice, {labels[name]} and {label}"
             raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
@@ -264,23 +271,57 @@ def read_labels_csv(text: str, csv_name: str) -> dict[str, str]:
     return labels
 
 
-def _header_order(cells: list[str], csv_name: str) -> tuple[int, int] | None:
-    """(file column, label column) of a header row, None for a row of data; a row that reads as
-    a header of other names (no picture named in it) is refused with the names understood."""
+def _file_name(cell: str) -> str:
+    return cell.replace("\\", "/").removeprefix("./")
+
+
+def _file_names(files: Collection[str]) -> set[str]:
+    """The store's file names, and the pictures' without their extension (Kaggle's ids)."""
+    return {*files, *(name.rsplit(".", 1)[0] for name in files if is_picture_name(name))}
+
+
+def _header_order(
+    cells: list[str], below: list[list[str]], files: set[str], delimiter: str, csv_name: str
+) -> tuple[int, int] | None:
+    """(file column, label column) of a header row, None for a row of data. A row of the common
+    names is a header; so is a row naming no file above rows whose one column names files
+    (``image_id,class``, ``Fichier;Catégorie``). A row of other names, with no column of files
+    below it, is refused with the forms understood."""
     names = [cell.lower() for cell in cells]
     if len(names) == 2:
         for file, label in ((0, 1), (1, 0)):
             if names[file] in FILE_COLUMNS and names[label] in LABEL_COLUMNS:
                 return file, label
-    if names and not any(is_picture_name(cell) for cell in cells):
-        reason = f"row 1 is {','.join(cells)!r}, a header of other names: {CSV_FORMS}"
-        raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
-    return None
+
+    def names_a_file(cell: str) -> bool:
+        return is_picture_name(cell) or _file_name(cell) in files
+
+    if not names or any(names_a_file(cell) for cell in cells):
+        return None
+    columns = [
+        column
+        for column in range(len(cells))
+        if below
+        and sum(len(row) > column and names_a_file(row[column]) for row in below) * 2 > len(below)
+    ]
+    if len(cells) == 2 and len(columns) == 1:
+        file = columns[0]
+        log.info(
+            "Labels CSV: row 1 (%s) read as a header: files in its column %s, labels in %s",
+            delimiter.join(cells), cells[file], cells[1 - file],
+        )  # fmt: skip
+        return file, 1 - file
+    reason = (
+        f"row 1 is {delimiter.join(cells)!r}, a header of other names, and no column of the rows "
+        f"below it names files under dataset.root: {CSV_FORMS}"
+    )
+    raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
 
 
 def _labelled_by_csv(
     listing: Listing, labels: dict[str, str], splits: dict[str, str], csv_name: str
 ) -> FolderScan:
+    labels = _with_extensions(labels, listing)
     missing = sorted(name for name in labels if name not in listing.files)
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -288,7 +329,7 @@ def _labelled_by_csv(
         reason = (
             f"{len(missing)} of its {len(labels)} files {'does' if len(missing) == 1 else 'do'} "
             f"not exist under dataset.root: {shown} "
-            "(file names are relative to dataset.root)"
+            f"(file names are relative to dataset.root{_found_elsewhere(missing[0], listing)})"
         )
         raise ConfigError(invalid("dataset.labels_csv", csv_name, reason))
     not_pictures = sorted(name for name in labels if not is_picture_name(name))
@@ -323,3 +364,32 @@ def _labelled_by_csv(
     for name in listing.files.keys() - labels.keys():
         scan.skip(passed_over(name) or "not in the CSV", name.rsplit("/", 1)[-1])
     return scan
+
+
+def _with_extensions(labels: dict[str, str], listing: Listing) -> dict[str, str]:
+    """The CSV's names with the extension of the one picture each names without it, as
+    Kaggle's label files give ids (``001451`` for ``001451.jpg``); other names as they are."""
+    stems: dict[str, list[str]] = {}
+    for name in listing.files:
+        if is_picture_name(name):
+            stems.setdefault(name.rsplit(".", 1)[0], []).append(name)
+    matched = {name: stems[name][0] for name in labels
+               if name not in listing.files and len(stems.get(name, ())) == 1}  # fmt: skip
+    if matched:
+        first = next(iter(matched.items()))
+        log.info(
+            "Labels CSV: %d file names without their extension, matched to the one picture of "
+            "each name (%s -> %s)", len(matched), *first,
+        )  # fmt: skip
+    return {matched.get(name, name): label for name, label in labels.items()}
+
+
+def _found_elsewhere(name: str, listing: Listing) -> str:
+    """``; it is at images/001451.jpg`` where a missing file's name is found in a folder below
+    the root (the CSV's names are then relative to another folder), else ``""``."""
+    base = name.rsplit("/", 1)[-1]
+    for file in sorted(listing.files):
+        last = file.rsplit("/", 1)[-1]
+        if base in (last, last.rsplit(".", 1)[0]):
+            return f"; {name} is at {file}: give dataset.root the folder the names start from"
+    return ""
