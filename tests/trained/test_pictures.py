@@ -134,6 +134,20 @@ def test_a_folder_with_bad_files_predicts_the_good_ones(digit_reader, pictures, 
     assert len(skipped) == 6
 
 
+def test_a_video_named_outright_or_a_zip_is_said_to_be_no_picture(digit_reader, tmp_path, capsys):
+    video = tmp_path / "clip.MOV"
+    video.write_bytes(b"\0\0\0\x14ftypqt  ")
+    with pytest.raises(InputError, match="1 of 1 pictures could not be read .*none was predicted"):
+        predictions(digit_reader, video, tmp_path, "output_csv=null")
+    out = capsys.readouterr().out
+    assert f"{video}: cannot be read (" in out
+    assert "; .MOV is no picture format: pictures end in .jpg, .jpeg, .png" in out
+    archive = tmp_path / "digits.zip"
+    archive.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip
+    with pytest.raises(ConfigError, match="a zip archive: .*unzip digits.zip -d digits"):
+        predictions(digit_reader, archive, tmp_path, "output_csv=null")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL_DATA, reason="CH12_REAL_DATA is not set")
 def test_real_digits(tmp_path: Path):

@@ -44,6 +44,8 @@ from ch12_lightning.data.picture_store import (
     EXTENSIONS_HINT,
     HEIC_REASON,
     PictureStore,
+    is_picture_name,
+    is_zip_name,
     passed_over,
 )
 from ch12_lightning.data.tables import TableData
@@ -149,6 +151,12 @@ def image_files(inputs: str | Sequence[str]) -> Inputs:
         path = Path(name).expanduser()
         if path.is_dir():
             _add_folder(found, path, name)
+        elif path.is_file() and is_zip_name(path.name):
+            reason = (
+                f"a zip archive: predict reads picture files and folders; unzip it (unzip "
+                f"{path.name} -d {path.stem}) and give the folder"
+            )
+            raise ConfigError(invalid("inputs", name, reason))
         elif path.is_file():
             found.files.append(path)
         else:
@@ -253,16 +261,17 @@ def predict_files(cfg: DictConfig) -> list[Prediction] | list[Estimate]:
     for p in predictions:
         print(p.line())
     for bad in unreadable:
-        print(f"{bad.path}: cannot be read ({bad.reason})")
+        print(f"{bad.path}: cannot be read ({bad.reason}){_not_a_picture_name(bad.path)}")
     for path in inputs.heic:
         print(f"{path}: not read, a HEIC picture: {HEIF_HINT}")
     if cfg.get("output_csv"):
         write_csv(cfg.output_csv, predictions, list(model.hparams.class_names))
     print(_summary(predictions, unreadable, inputs, cfg.get("output_csv")))
     if unreadable and cfg.on_error == "fail":
+        rest = "the others were predicted" if predictions else "none was predicted"
         raise InputError(
             f"{len(unreadable)} of {len(inputs.files)} pictures could not be read (listed "
-            "above); the others were predicted. Set on_error=skip to exit with status 0 anyway."
+            f"above); {rest}. Set on_error=skip to exit with status 0 anyway."
         )
     return predictions
 
@@ -298,6 +307,15 @@ def _summary(
                      f"({_names(inputs.heic)}): {HEIF_HINT}")  # fmt: skip
     written = f"; written to {csv_path}" if csv_path else ""
     return "; ".join(parts) + written
+
+
+def _not_a_picture_name(path: Path) -> str:
+    """For a file named outright whose extension is no picture's (a video, a document): what
+    pictures end in."""
+    if isinstance(path, Path) and not is_picture_name(path.name):
+        what = path.suffix or "a name without extension"
+        return f"; {what} is no picture format: pictures end in {EXTENSIONS_HINT}"
+    return ""
 
 
 def _names(paths: list[Path]) -> str:
