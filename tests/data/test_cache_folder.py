@@ -96,7 +96,8 @@ def test_list_shows_caches_old_format_temporaries_and_other_folders(cache_dir: P
     result = cache_command("--cache-dir", str(cache_dir), "list")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert out.splitlines()[0] == cache_folder.cache_folder_summary(cache_dir)
+    assert out.splitlines()[0] == cache_folder.cache_folder_summary(cache_dir, hint=False)
+    assert "cache list" not in out.splitlines()[0]  # not its own advice
     recent = out.index("  recent  ")
     assert out.index("  middle  ") > recent and out.index("  ancient  ") > out.index("  old  ")
     assert "20 images" in out and "Smiling: 5 per class, 20 images" in out

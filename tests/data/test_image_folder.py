@@ -83,13 +83,17 @@ def test_the_split_is_seeded_and_reproducible(pets: Path, tmp_path: Path):
     assert not torch.equal(first.splits["test"].inputs, other.splits["test"].inputs)
 
 
-def test_split_folders_are_kept_and_a_missing_one_is_drawn_from_train(tmp_path: Path):
+def test_split_folders_are_kept_and_a_missing_one_is_drawn_from_train(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
     root = tmp_path / "split"
     make_folder(root / "Train", {"ants": 20, "bees": 12})
-    make_folder(root / "val", {"ants": 4, "bees": 3}, seed=1)
-    dm = prepared(root, tmp_path, test_fraction=0.25)
+    make_folder(root / "valid", {"ants": 4, "bees": 3}, seed=1)
+    with caplog.at_level(logging.INFO):
+        dm = prepared(root, tmp_path, test_fraction=0.25)
     assert dm.class_names == ["ants", "bees"]
     assert counts(dm) == {"train": [15, 9], "val": [4, 3], "test": [5, 3]}
+    assert f"Image folder {root} (split folders Train, valid): 2 classes" in caplog.text
 
 
 def test_n_per_class_balances_the_training_pictures(pets: Path, tmp_path: Path):

@@ -76,6 +76,8 @@ def test_eval_after_a_test_picture_is_removed_stops_or_skips_it(run: Path, tmp_p
     assert f"is gone ({gone})" in message
     assert "evaluate the 9 still there, unchanged: changed_pictures=skip" in message
     assert evaluated(run, pets, tmp_path, "changed_pictures=skip")["test/samples"] == 9
+    written = json.loads((tmp_path / "eval" / "out" / "metrics.json").read_text())
+    assert written["left_out"] == "test: 1 gone or changed left out"
 
 
 def test_eval_after_a_test_picture_is_replaced_stops(run: Path, tmp_path: Path):

@@ -179,16 +179,17 @@ def _tree_size(folder: Path) -> int:
     return total
 
 
-def cache_folder_summary(cache_dir: Path) -> str:
+def cache_folder_summary(cache_dir: Path, hint: bool = True) -> str:
     """One line on what the cache folder holds, logged on each run that uses a picture cache
-    so it never grows unseen. Fast (no file is opened but the small sidecars) and never raises."""
+    so it never grows unseen (``hint``: with the commands that list and prune it). Fast (no file
+    is opened but the small sidecars) and never raises."""
     try:
-        return _summary(Path(cache_dir))
+        return _summary(Path(cache_dir), hint)
     except Exception as err:  # a log line must never stop a run
         return f"the cache folder {cache_dir} could not be read ({type(err).__name__}: {err})"
 
 
-def _summary(cache_dir: Path) -> str:
+def _summary(cache_dir: Path, hint: bool) -> str:
     if not cache_dir.is_dir():
         return f"the cache folder {cache_dir} does not exist yet (nothing cached)"
     entries = cache_entries(cache_dir)
@@ -207,17 +208,15 @@ def _summary(cache_dir: Path) -> str:
     if not parts:
         return f"the cache folder {cache_dir} is empty"
     total = _total(entries) + sum(size for _, size in folders)
-    return (
-        f"the cache folder {cache_dir} holds {human_size(total)}: {', '.join(parts)}; "
-        + COMMANDS_HINT
-    )
+    held = f"the cache folder {cache_dir} holds {human_size(total)}: {', '.join(parts)}"
+    return f"{held}; {COMMANDS_HINT}" if hint else held
 
 
 def list_caches(cache_dir: Path, now: float | None = None) -> str:
     """The report of ``./ch12 cache list``: every picture cache, then the other folders."""
     now = time.time() if now is None else now
     cache_dir = Path(cache_dir)
-    lines = [cache_folder_summary(cache_dir)]
+    lines = [cache_folder_summary(cache_dir, hint=False)]
     for folder_name, dataset in CACHE_KINDS.items():
         entries = [e for e in cache_entries(cache_dir) if e.dataset == dataset]
         if entries:

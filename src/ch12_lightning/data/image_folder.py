@@ -7,6 +7,7 @@ progress as CelebA's (``picture_cache``), and ``predict`` prepares new pictures 
 
 import logging
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,7 @@ class ImageFolderDataModule(PictureCacheDataModule):
             ]  # fmt: skip
         files = [(split, name, label) for split in SPLITS
                  for label, pool in enumerate(by_split[split]) for name in pool]  # fmt: skip
-        given = [s for s in scan.pictures if s != "all"]
+        given = [scan.split_folders[s] for s in SPLITS if s in scan.split_folders]
         how = (
             f"split folders {', '.join(given)}" if given else
             f"split with seed {self.seed}: val {self.val_fraction}, test {self.test_fraction}"
@@ -239,7 +240,7 @@ def _relative(scan: FolderScan) -> FolderScan:
     cut = len(scan.top)
     pictures = {split: [(name[cut:], label) for name, label in pairs]
                 for split, pairs in scan.pictures.items()}  # fmt: skip
-    return FolderScan(scan.classes, pictures, scan.top, scan.skipped, scan.skipped_names)
+    return replace(scan, pictures=pictures)
 
 
 def _by_class(

@@ -134,6 +134,7 @@ class PictureCacheDataModule(InMemoryDataModule):
         self._used: list[tuple[str, str, int]] | None = None  # (split, name, label), decoded
         self._stamps: dict[str, list[int]] = {}  # name -> [size, stamp, content digest]
         self._recorded: RecordedSplit | None = None
+        self.left_out = ""  # what of the recorded split is gone or changed and left out, if any
 
     @property
     def channels(self) -> int:
@@ -239,9 +240,9 @@ class PictureCacheDataModule(InMemoryDataModule):
         if self._recorded is None:
             return self._select(inventory)
         where = inventory.store.where()
-        files, left_out = self._recorded.usable(inventory.stamps, inventory.store, where)
+        files, self.left_out = self._recorded.usable(inventory.stamps, inventory.store, where)
         summary = f"{self.title} {where}: the split the run recorded"
-        return Selection(files, f"{summary} ({left_out})" if left_out else summary)
+        return Selection(files, f"{summary} ({self.left_out})" if self.left_out else summary)
 
     def _counts(self, files: list[tuple[str, str, int]]) -> str:
         """``train 400 / 380, val 50 / 48, test 50 / 47``: pictures by split and class."""

@@ -63,6 +63,7 @@ class FolderScan:
     top: str = ""
     skipped: Counter = field(default_factory=Counter)
     skipped_names: dict[str, list[str]] = field(default_factory=dict)
+    split_folders: dict[str, str] = field(default_factory=dict)  # split -> the folder's name
 
     def skip(self, reason: str, name: str) -> None:
         self.skipped[reason] += 1
@@ -98,6 +99,7 @@ def scan_folder(
     else:
         scan = _labelled_by_folders(listing, top, splits, root)
     scan.top = top
+    scan.split_folders = {split: prefix[len(top) :].rstrip("/") for split, prefix in splits.items()}
     return scan
 
 
@@ -361,7 +363,7 @@ def _labelled_by_csv(
     scan = FolderScan(classes, {split: [] for split in places})
     for name in sorted(labels):
         scan.pictures[split_of[name]].append((name, index[labels[name]]))
-    for name in listing.files.keys() - labels.keys():
+    for name in sorted(listing.files.keys() - labels.keys()):
         scan.skip(passed_over(name) or "not in the CSV", name.rsplit("/", 1)[-1])
     return scan
 

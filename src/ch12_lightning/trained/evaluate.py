@@ -59,6 +59,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
                 "split": cfg.split,
                 "checkpoint": str(run.checkpoint),
                 "run": str(run.folder),
+                # changed_pictures=skip: the recorded pictures that were not evaluated
+                **(
+                    {"left_out": datamodule.left_out} if getattr(datamodule, "left_out", "") else {}
+                ),
             },
         )
         log.info("Metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items())})
