@@ -116,6 +116,19 @@ def test_a_zip_is_read_as_it_is_with_or_without_its_own_folder(pets: Path, tmp_p
             assert torch.equal(from_zip.splits[split].inputs, from_folder.splits[split].inputs)
 
 
+def test_a_zip_by_windows_powershell_with_backslashes_is_read(pets: Path, tmp_path: Path):
+    """PowerShell 5's Compress-Archive writes ``pets\\Cat\\p000.jpg`` as member names."""
+    archive = tmp_path / "pets.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted(pets.rglob("*")):
+            if path.is_file():
+                zipped.write(path, "pets\\" + str(path.relative_to(pets)).replace("/", "\\"))
+    from_zip = prepared(archive, tmp_path / "zip")
+    from_folder = prepared(pets, tmp_path / "folder")
+    assert from_zip.class_names == ["Cat", "dog"] and counts(from_zip) == counts(from_folder)
+    assert torch.equal(from_zip.splits["test"].inputs, from_folder.splits["test"].inputs)
+
+
 def test_a_folder_above_the_one_meant_is_entered(pets: Path, tmp_path: Path):
     shutil.copytree(pets, tmp_path / "photos" / "pets")
     assert prepared(tmp_path / "photos", tmp_path).class_names == ["Cat", "dog"]

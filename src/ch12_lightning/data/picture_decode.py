@@ -180,9 +180,20 @@ def file_pixels(file: str | Path | IO[bytes], image_size: int, grayscale: bool) 
 _archive: zipfile.ZipFile | None = None
 
 
+def open_zip(path: str | Path) -> zipfile.ZipFile:
+    """The zip archive at ``path``, its members also found by their names with ``/`` where the
+    archiver wrote ``\\``: Windows PowerShell 5's ``Compress-Archive`` (and .NET Framework 4.5)
+    write ``faces\\female\\x.jpg``, which every other reader takes for one file name."""
+    opened = zipfile.ZipFile(path)
+    for info in opened.infolist():
+        if "\\" in info.filename:
+            opened.NameToInfo.setdefault(info.filename.replace("\\", "/"), info)
+    return opened
+
+
 def _open_archive(path: str | None) -> None:
     global _archive
-    _archive = zipfile.ZipFile(path) if path else None
+    _archive = open_zip(path) if path else None
 
 
 @contextmanager

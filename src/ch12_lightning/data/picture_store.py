@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import features
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from ch12_lightning.data.picture_decode import HEIF_EXTENSIONS, HEIF_READABLE
+from ch12_lightning.data.picture_decode import HEIF_EXTENSIONS, HEIF_READABLE, open_zip
 
 # The one list of picture files, for training's folders and predict's alike: torchvision's
 # ``ImageFolder`` extensions, GIF (its first frame: ``picture_decode``), AVIF where this Pillow
@@ -102,7 +102,7 @@ class PictureStore:
         """The bytes of the file ``name``."""
         if self.archive is None:
             return (self.path / name).read_bytes()
-        with zipfile.ZipFile(self.path) as opened:
+        with open_zip(self.path) as opened:
             return opened.read(f"{self.inner}{name}")
 
     def listing(self) -> Listing:
@@ -144,13 +144,14 @@ def _zip_listing(archive: Path, inner: str) -> Listing:
     listing = Listing()
     with zipfile.ZipFile(archive) as opened:
         for info in opened.infolist():
-            if not info.filename.startswith(inner) or info.filename == inner:
+            member = info.filename.replace("\\", "/")  # as ``open_zip`` also finds it
+            if not member.startswith(inner) or member == inner:
                 continue
-            name = info.filename[len(inner) :]
+            name = member[len(inner) :]
             parts = name.rstrip("/").split("/")
             # Archivers may leave out a folder's own entry: its files imply it.
             listing.folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
-            if info.is_dir():
+            if member.endswith("/"):
                 listing.folders.add(name.rstrip("/"))
             else:
                 listing.files[name] = [info.file_size, info.CRC]
