@@ -180,7 +180,7 @@ def test_predict_names_an_empty_folder_a_missing_file_and_a_broken_image(
     for inputs, message in (
         (empty, f"inputs={empty} is not valid: the folder {empty} holds no image files"),
         (f"[{gone}]", f"inputs={gone} is not valid: no such file or folder"),
-        (broken, "1 of 1 pictures could not be read (listed above); the others were predicted"),
+        (broken, "1 of 1 pictures could not be read (listed above); none was predicted"),
     ):
         overrides = [f"ckpt_path={mnist_run}", f"inputs={inputs}"]
         config = trained_run_config("predict", tmp_path, *overrides)
