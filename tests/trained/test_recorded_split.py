@@ -72,12 +72,21 @@ def test_eval_after_a_test_picture_is_removed_stops_or_skips_it(run: Path, tmp_p
     with pytest.raises(SplitChangedError) as stopped:
         evaluated(run, pets, tmp_path)
     message = str(stopped.value)
-    assert f"The test split the run recorded has changed in {pets}: 1 of its 10" in message
+    assert f"The test split the run recorded has changed in {pets} (the run found " in message
+    assert "): 1 of its 10" in message
     assert f"is gone ({gone})" in message
     assert "evaluate the 9 still there, unchanged: changed_pictures=skip" in message
     assert evaluated(run, pets, tmp_path, "changed_pictures=skip")["test/samples"] == 9
     written = json.loads((tmp_path / "eval" / "out" / "metrics.json").read_text())
     assert written["left_out"] == "test: 1 gone or changed left out"
+
+
+def test_eval_on_another_folder_says_where_the_run_found_its_pictures(run: Path, tmp_path: Path):
+    other = make_folder(tmp_path / "other", {"a": 6, "b": 6}, seed=3)
+    with pytest.raises(SplitChangedError) as stopped:
+        evaluated(run, other, tmp_path)
+    root = OmegaConf.load(run / "config_resolved.yaml").dataset.root
+    assert f"has changed in {other} (the run found its pictures in {root}): " in str(stopped.value)
 
 
 def test_eval_after_a_test_picture_is_replaced_stops(run: Path, tmp_path: Path):
@@ -150,6 +159,9 @@ def test_eval_finds_a_relative_root_from_any_working_folder_or_says_where_it_was
     monkeypatch.chdir(tmp_path / "elsewhere")
     eval_config = trained_run_config("eval", tmp_path / "eval", f"ckpt_path={folder}")
     assert evaluate(eval_config)["test/samples"] == 4
+    resumed = train_here("dataset=image_folder", "dataset.root=pets", *SETTINGS, *common,
+                         f"ckpt_path={folder}", "trainer.max_epochs=2", cwd=tmp_path)  # fmt: skip
+    assert resumed == folder  # the same command, from another working folder
     (tmp_path / "pets").rename(tmp_path / "Pet Photos")
     with pytest.raises(ValueError) as refused:
         evaluate(trained_run_config("eval", tmp_path / "eval", f"ckpt_path={folder}"))

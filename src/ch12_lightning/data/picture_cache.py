@@ -135,6 +135,8 @@ class PictureCacheDataModule(InMemoryDataModule):
         self._stamps: dict[str, list[int]] = {}  # name -> [size, stamp, content digest]
         self._recorded: RecordedSplit | None = None
         self.left_out = ""  # what of the recorded split is gone or changed and left out, if any
+        self._where = ""  # where the pictures were found (``PictureStore.where``)
+        self._recorded_where = ""  # where the run being read back found them
 
     @property
     def channels(self) -> int:
@@ -159,10 +161,11 @@ class PictureCacheDataModule(InMemoryDataModule):
         split: Recorded = {name: [] for name in SPLITS}
         for part, name, label in self._used:
             split[part].append([name, label, *self._stamps[name]])
-        return {"split": split}
+        return {"split": split, "where": self._where}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Use the recorded split of a run being resumed: every split as it was."""
+        self._recorded_where = state_dict.get("where", "")
         if state_dict.get("split"):
             self.use_recorded_split(state_dict["split"], SPLITS)
 
@@ -176,7 +179,9 @@ class PictureCacheDataModule(InMemoryDataModule):
         """Serve the recorded ``files`` (a checkpoint's ``state_dict()["split"]``) rather than a
         split drawn now; the ``needed`` splits must be as recorded (see ``RecordedSplit``)."""
         if self._cache_file is None:  # Lightning restores state after preparing: too late then
-            self._recorded = RecordedSplit(files, needed, skip_changed, remedy)
+            self._recorded = RecordedSplit(
+                files, needed, skip_changed, remedy, self._recorded_where
+            )
 
     # -- what subclasses say --------------------------------------------------------------
 
@@ -226,6 +231,7 @@ class PictureCacheDataModule(InMemoryDataModule):
                 meta = self._build(inventory, selection, path)
         unreadable = meta.get("unreadable", [])
         self._used = [file for file in selection.files if file[1] not in set(unreadable)]
+        self._where = inventory.store.where()
         self._stamps = {name: [*inventory.stamps[name], digest] for (_, name, _), digest
                         in zip(self._used, meta["digests"], strict=True)}  # fmt: skip
         summary = self._summary(selection, unreadable)

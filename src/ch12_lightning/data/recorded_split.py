@@ -37,12 +37,13 @@ class RecordedSplit:
     """A run's recorded files; ``needed``: the splits that must be as recorded (the others are
     used as far as they still are); ``skip_changed``: use what is still there instead of
     stopping; ``remedy``: what the message says next, for the command at hand (``{kept}``: the
-    count still there)."""
+    count still there); ``found_in``: where the run found them, said where that is elsewhere."""
 
     files: Recorded
     needed: tuple[str, ...]
     skip_changed: bool = False
     remedy: str = RESUMING
+    found_in: str = ""  # where the run found its pictures (``PictureStore.where``), if known
 
     def usable(
         self, stamps: dict[str, list[int]], store: PictureStore, where: str
@@ -71,7 +72,11 @@ class RecordedSplit:
             if split not in self.needed or not (gone or changed):
                 continue
             kept = len(recorded) - len(gone) - len(changed)
-            problem = _problem(split, len(recorded), gone, changed, where)
+            elsewhere = self.found_in and self.found_in != where
+            place = (
+                f"{where} (the run found its pictures in {self.found_in})" if elsewhere else where
+            )
+            problem = _problem(split, len(recorded), gone, changed, place)
             if not kept:
                 raise SplitChangedError(f"{problem}: none is left to use. Put them back.")
             if not self.skip_changed:

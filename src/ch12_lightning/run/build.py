@@ -46,6 +46,8 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate data, trainer and model (the model once the trainer knows its device)."""
     datamodule = instantiate(cfg.dataset, _convert_="all")
+    if cfg.get("ckpt_path"):
+        _restore_data_state(datamodule, cfg.ckpt_path)
     trainer = build_trainer(cfg)
     clips_in_mixed = bool(trainer.gradient_clip_val) and isinstance(
         trainer.precision_plugin, MixedPrecision
@@ -54,6 +56,21 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         cfg.get("optimizer"), trainer.strategy.root_device.type, clips_in_mixed
     )
     return datamodule, build_model(cfg, datamodule), trainer
+
+
+def _restore_data_state(datamodule: L.LightningDataModule, ckpt_path: str) -> None:
+    """Hand the data module its state saved in the checkpoint being resumed (a picture run's
+    recorded split, and where it found its pictures) before anything reads the data: Lightning
+    restores it only after ``prepare_data`` and ``setup``, too late for a resumed run to keep
+    training and validating on the pictures it started with. A checkpoint that does not load is
+    left to ``check_checkpoint``'s message."""
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception:
+        return
+    state = checkpoint.get(type(datamodule).__qualname__) if isinstance(checkpoint, dict) else None
+    if isinstance(state, dict) and state:
+        datamodule.load_state_dict(state)
 
 
 def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:

@@ -74,7 +74,7 @@ def _run(cfg: DictConfig, output_dir: Path, in_sweep: bool) -> dict[str, float]:
         _refuse_script_ddp_in_sweep(trainer)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path:
-        _restore_data_state(datamodule, check_checkpoint(ckpt_path, model))
+        check_checkpoint(ckpt_path, model)
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         hold(output_dir)  # a folder made here is locked as it is made (held already: no-op)
@@ -129,15 +129,6 @@ def _fit(
             )
         code = 128 + signal.SIGTERM if isinstance(stop, SIGTERMException) else stop.code
         raise SystemExit(code) from stop
-
-
-def _restore_data_state(datamodule: L.LightningDataModule, checkpoint: dict) -> None:
-    """Hand the data module its saved state (a picture run's recorded split) before the data
-    is prepared: Lightning restores it only after ``prepare_data`` and ``setup``, too late for
-    a resumed run to keep training and validating on the pictures it started with."""
-    state = checkpoint.get(type(datamodule).__qualname__)
-    if isinstance(state, dict) and state:
-        datamodule.load_state_dict(state)
 
 
 def _written_checkpoint(trainer: L.Trainer) -> str | None:
