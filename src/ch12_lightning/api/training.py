@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from ch12_lightning.api.figures import ShownFigure, picture_figure, saved_picture, text_figure
 from ch12_lightning.api.hydra_jobs import composed, listed, path_override, run_job
-from ch12_lightning.callbacks.pictures import captioned_grid
+from ch12_lightning.callbacks.pictures import caption, captioned_grid
 from ch12_lightning.checks.config import validate
 from ch12_lightning.data.tables import TableData
 from ch12_lightning.errors import ConfigError, ShownAsMessage, invalid
@@ -236,8 +236,7 @@ class Run:
         chosen = _in_turn_by_class((predicted != targets).nonzero().flatten(), targets, n)
         if not chosen:
             return text_figure(f"The model gets every picture of {split} right.")
-        captions = [(f"true {names[int(targets[i])]}",
-                     f"pred {names[int(predicted[i])]} {float(confidence[i]):.2f}")
+        captions = [caption(names[int(targets[i])], names[int(predicted[i])], float(confidence[i]))
                     for i in chosen]  # fmt: skip
         grid = captioned_grid([inputs[i] for i in chosen], captions)
         return picture_figure(grid, f"{len(chosen)} misclassified ({split})")

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 COLUMNS = 3  # cells of DISPLAY_WIDTH // COLUMNS pixels: room for a caption such as "pred male"
 TILE = 96  # the largest side of an image in the grid, in pixels
-FONT_SIZE = 13  # pixels: readable at the size TensorBoard shows the grid
+FONT_SIZE = 11  # pixels: readable at the size TensorBoard shows the grid, and room for
+# "pred masculin 0.62" in a third of its width
 MARGIN = 4
 
 
@@ -40,16 +41,35 @@ def _to_pil(image: Tensor) -> Image.Image:
 
 
 def _fitted(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
-    """``text``, shortened with an ellipsis where it is wider than ``width`` pixels."""
-    while len(text) > 1 and draw.textlength(text, font=font) > width:
-        text = text[:-2] + "…"
-    return text
+    """``text``, shortened with an ellipsis where it is wider than ``width`` pixels; a number
+    that ends it (a probability) is kept whole, the words before it are shortened."""
+    head, _, tail = text.rpartition(" ")
+    if not (head and tail.replace(".", "", 1).isdigit()):
+        head, tail = text, ""
+    ending = f" {tail}" if tail else ""
+    while len(head) > 1 and draw.textlength(head + ending, font=font) > width:
+        head = head[:-2] + "…"
+    return head + ending
+
+
+def caption_font() -> ImageFont.FreeTypeFont:
+    """DejaVu Sans, which matplotlib ships: Latin, Greek and Cyrillic letters (``féminin``),
+    which Pillow's own default font draws as boxes."""
+    import matplotlib  # here: a caption is drawn once per run
+
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    return ImageFont.truetype(str(path), FONT_SIZE)
+
+
+def caption(true: str, predicted: str, probability: float) -> tuple[str, str]:
+    """A misclassified picture's two lines: its class, and the model's with its probability."""
+    return f"true {true}", f"pred {predicted} {probability:.2f}"
 
 
 def captioned_grid(images: list[Tensor], captions: list[tuple[str, str]]) -> Image.Image:
     """Images in rows of ``COLUMNS``, each with a two-line caption underneath, DISPLAY_WIDTH
     pixels wide so that TensorBoard shows it pixel for pixel."""
-    font = ImageFont.load_default(size=FONT_SIZE)
+    font = caption_font()
     tiles = [_to_pil(image) for image in images]
     cell_width = DISPLAY_WIDTH // COLUMNS
     cell_height = max(tile.height for tile in tiles) + 2 * (FONT_SIZE + 2) + 2 * MARGIN
@@ -103,10 +123,7 @@ class MisclassifiedImages(Callback):
         if not trainer.is_global_zero or not self._found:
             return
         names = pl_module.hparams.class_names  # a classifier's: its data's, or "0", "1", ...
-        captions = [
-            (f"true {names[true]}", f"pred {names[pred]} {prob:.2f}")
-            for _, true, pred, prob in self._found
-        ]
+        captions = [caption(names[true], names[pred], prob) for _, true, pred, prob in self._found]
         grid = captioned_grid([image for image, *_ in self._found], captions)
         publish_picture(trainer, grid, self.path, "test/misclassified", logged_step(trainer))
         log.info("%d misclassified test images: %s", len(self._found), self.path)
