@@ -280,16 +280,25 @@ def test_a_class_named_like_a_split_is_a_class_as_imagefolder_reads_it(
     assert "(val bus 1, val car 1, val train 1, test bus 1, test car 1, test train 1)" in few
 
 
-def test_linked_folders_are_read_as_imagefolder_reads_them(tmp_path: Path):
+def test_linked_folders_are_read_as_imagefolder_reads_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
     """A folder linked into another class counts there too; a link back up is not a loop."""
     from torchvision.datasets import ImageFolder
 
     root = make_folder(tmp_path / "pics", {"a": 3, "b": 3})
     (root / "a" / "more_from_b").symlink_to(root / "b", target_is_directory=True)
     (root / "b" / "up").symlink_to(root, target_is_directory=True)  # ImageFolder would loop
-    dm = prepared(root, tmp_path, val_fraction=0.2, test_fraction=0.2)
+    (root / "a" / "all").symlink_to(tmp_path, target_is_directory=True)  # the folder above
+    make_folder(tmp_path / "elsewhere", {"a": 5})  # what the link above would bring in
+    with caplog.at_level(logging.INFO):
+        dm = prepared(root, tmp_path / "out", val_fraction=0.2, test_fraction=0.2)
     assert [sum(column) for column in zip(*counts(dm).values(), strict=True)] == [6, 3]
+    assert "3 links to a folder above them, not followed (a/all, a/more_from_b/up, b/up)" in (
+        caplog.text
+    )
     (root / "b" / "up").unlink()
+    (root / "a" / "all").unlink()
     assert [ImageFolder(str(root)).targets.count(i) for i in (0, 1)] == [6, 3]
 
 

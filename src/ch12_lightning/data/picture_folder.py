@@ -98,6 +98,8 @@ def scan_folder(
         scan = _labelled_by_csv(listing, labels, splits, csv_name)
     else:
         scan = _labelled_by_folders(listing, top, splits, root)
+    for link in listing.links_up:
+        scan.skip("links to a folder above them, not followed", link)
     scan.top = top
     scan.split_folders = {split: prefix[len(top) :].rstrip("/") for split, prefix in splits.items()}
     return scan

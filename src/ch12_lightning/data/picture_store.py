@@ -67,6 +67,7 @@ class Listing:
 
     files: dict[str, list[int]] = field(default_factory=dict)
     folders: set[str] = field(default_factory=set)
+    links_up: list[str] = field(default_factory=list)  # links to a folder above them: not read
 
 
 @dataclass(frozen=True)
@@ -112,19 +113,20 @@ class PictureStore:
 def _folder_listing(top: Path) -> Listing:
     """Every file and folder below ``top``, following links to folders as ``ImageFolder``
     does: a folder linked into another class is read there too (``a/more_from_b -> ../b``
-    gives ``a`` b's pictures as well), and a link back up to a folder it is inside is not
-    followed (``ImageFolder`` would loop)."""
+    gives ``a`` b's pictures as well), and a link back up to a folder it is inside, ``top``
+    or a folder above ``top``, is not followed (``ImageFolder`` would loop) but listed."""
     listing = Listing()
-    pending: list[tuple[str, Path, frozenset[tuple[int, int]]]] = [("", top, frozenset())]
+    outside = frozenset(_identity(folder) for folder in top.resolve().parents)
+    pending: list[tuple[str, Path, frozenset[tuple[int, int]]]] = [("", top, outside)]
     while pending:
         prefix, folder, above = pending.pop()
         try:
-            stat = folder.stat()
+            here = _identity(folder)
             entries = list(os.scandir(folder))
         except OSError:
             continue  # unreadable or vanished: what it held is absent
-        here = (stat.st_dev, stat.st_ino)
         if here in above:
+            listing.links_up.append(prefix.rstrip("/"))
             continue
         for entry in entries:
             name = prefix + entry.name
@@ -138,6 +140,12 @@ def _folder_listing(top: Path) -> Listing:
             except OSError:  # a link to nowhere
                 continue
     return listing
+
+
+def _identity(folder: Path) -> tuple[int, int]:
+    """What a folder is, whatever path reaches it: its device and inode."""
+    stat = folder.stat()
+    return stat.st_dev, stat.st_ino
 
 
 def _zip_listing(archive: Path, inner: str) -> Listing:
