@@ -180,7 +180,17 @@ def test_long_job_names_are_cut_below_file_system_limits(tmp_path: Path):
     values = ",".join(f"{'x' * 200}{i}" for i in range(2))
     sweep = write_multirun(tmp_path, [f"task_name={values}"])
     name = job_folder(7, str(sweep), [f"task_name={'x' * 200}1"], None)
-    assert name.startswith("7_task_name=xxx") and name.endswith("...") and len(name) == 120
+    assert name.startswith("7_task_name=xxx") and name.endswith("...") and len(name) <= 120
+
+
+def test_long_job_names_keep_every_key_and_shorten_values(tmp_path: Path):
+    lr = "0.000123456789012345678901234567890123456789012345678901234567890123456789"
+    params = {"optimizer.lr": "interval(0.0001, 0.1)", "model.hidden_sizes": "choice([1],[2])",
+              "optimizer": "choice(adam,sgd)"}  # fmt: skip
+    job = [f"optimizer.lr={lr}", "model.hidden_sizes=[512,256,128,64,32,16,8]", "optimizer=sgd"]
+    name = job_folder(3, str(tmp_path), job, params)
+    assert len(name) <= 120 and name.endswith(",optimizer=sgd")
+    assert name.startswith("3_optimizer.lr=0.0001") and ",model.hidden_sizes=[512," in name
 
 
 def test_the_val_matrix_drawn_is_the_first_best_epoch_as_the_checkpoint_judges(tmp_path: Path):

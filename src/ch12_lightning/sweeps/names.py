@@ -15,6 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 MAX_LENGTH = 120  # characters of a folder name, well under file systems' 255
+KEPT = 6  # characters a shortened value keeps, before its "..."
 
 
 def job_folder(
@@ -25,15 +26,32 @@ def job_folder(
     parser = OverridesParser.create()
     swept = swept_keys(parser, Path(sweep_dir), params)
     own = [
-        override.input_line
+        override.input_line.split("=", 1)
         for override in parser.parse_overrides(list(overrides))
         if override.key_or_group in swept and override.input_line
     ]
     if not own:
         return str(number)
+    room = MAX_LENGTH - len(f"{number}_") - sum(len(key) + 2 for key, _ in own)
+    values = _shortened([value for _, value in own], room)
     # A "/" in a value (a path) would make a folder below the job's folder.
-    name = f"{number}_{','.join(own)}".replace("/", "_")
-    return name if len(name) <= MAX_LENGTH else name[: MAX_LENGTH - 3] + "..."
+    named = ",".join(f"{key}={value}" for (key, _), value in zip(own, values, strict=True))
+    return f"{number}_{named}".replace("/", "_")
+
+
+def _shortened(values: list[str], room: int) -> list[str]:
+    """The values cut, longest first, to fit ``room`` characters together, each to no fewer
+    than ``KEPT`` characters and ``...``: every key stays whole in the name (``optimizer=sgd``
+    after a long learning rate is what tells two jobs apart)."""
+    values = list(values)
+    while sum(map(len, values)) > room:
+        longest = max(range(len(values)), key=lambda i: len(values[i]))
+        value = values[longest].removesuffix("...")
+        if len(value) <= KEPT:
+            break
+        cut = max(KEPT, len(value) - (sum(map(len, values)) - room) - 3)
+        values[longest] = value[:cut] + "..."
+    return values
 
 
 def swept_keys(parser: OverridesParser, sweep_dir: Path, params: Mapping[str, str] | None) -> set:
