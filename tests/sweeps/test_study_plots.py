@@ -15,8 +15,9 @@ from PIL import Image
 from ch12_lightning.sweeps.study_plots import write_study_plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-ALL = ["optimization_history.png", "param_importances.png", "parallel_coordinate.png"]
-NO_IMPORTANCES = ["optimization_history.png", "parallel_coordinate.png"]
+ALL = ["optimization_history.png", "intermediate_values.png", "parallel_coordinate.png",
+       "param_importances.png"]  # fmt: skip
+HISTORY = ["optimization_history.png"]
 
 
 @pytest.fixture(autouse=True)
@@ -60,8 +61,8 @@ def assert_png(path: Path) -> None:
     assert 300 < width < 3000 and 200 < height < 3000
 
 
-def test_a_study_with_trials_of_every_state_gets_all_three(tmp_path: Path) -> None:
-    study = study_with(4, others=True)
+def test_a_study_with_trials_of_every_state_gets_all_four(tmp_path: Path) -> None:
+    study = study_with(5, others=True)
     states = {trial.state for trial in study.trials}
     assert states == set(optuna.trial.TrialState) - {optuna.trial.TrialState.WAITING}
 
@@ -74,19 +75,42 @@ def test_a_study_with_trials_of_every_state_gets_all_three(tmp_path: Path) -> No
         assert_png(path)
 
 
-@pytest.mark.parametrize("others", [False, True], ids=["empty", "none-completed"])
-def test_a_study_without_completed_trials_gets_nothing(tmp_path: Path, others: bool) -> None:
-    study = study_with(0, others=others)
-    assert write_study_plots(study, tmp_path) == []
+def test_a_study_without_completed_trials_gets_the_pruned_trials_curves(tmp_path: Path) -> None:
+    assert write_study_plots(study_with(0), tmp_path) == []
     assert list(tmp_path.iterdir()) == []
+    study = study_with(0, others=True)
+    pruned = study.ask()
+    pruned.report(0.2, step=0)
+    pruned.report(0.3, step=1)
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    assert write_study_plots(study, tmp_path) == [tmp_path / "intermediate_values.png"]
 
 
-def test_one_completed_trial_gets_no_importances(tmp_path: Path) -> None:
-    written = write_study_plots(study_with(1, others=True), tmp_path)
-    assert written == [tmp_path / name for name in NO_IMPORTANCES]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(NO_IMPORTANCES)
+def test_few_completed_trials_get_no_parallel_coordinates_nor_importances(tmp_path: Path) -> None:
+    written = write_study_plots(study_with(2, others=True), tmp_path)
+    assert written == [tmp_path / name for name in ALL[:2]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ALL[:2])
     for path in written:
         assert_png(path)
+    assert len(write_study_plots(study_with(4, others=True), tmp_path / "four")) == 3
+
+
+def test_every_picture_names_the_metric(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ch12_lightning.sweeps import study_plots
+
+    titles, labels = [], []
+    real = study_plots.write_serialized_atomic
+
+    def recording(path: Path, save) -> None:
+        axes = save.func.__self__.axes[0]  # partial(figure.savefig, ...)
+        titles.append(axes.get_title())
+        labels.append(axes.get_ylabel())
+        real(path, save)
+
+    monkeypatch.setattr(study_plots, "write_serialized_atomic", recording)
+    write_study_plots(study_with(5, others=True), tmp_path, "val/acc_best")
+    assert len(titles) == 4 and all(title.endswith(": val/acc_best") for title in titles)
+    assert labels[0] == labels[1] == "val/acc_best"  # the history's and the epoch curves' axis
 
 
 def trial(params: dict[str, object], value: float) -> optuna.trial.FrozenTrial:
@@ -118,14 +142,15 @@ def test_trials_that_tell_nothing_apart_get_no_importances(
     tmp_path: Path, trials: list[optuna.trial.FrozenTrial]
 ) -> None:
     study = optuna.create_study(direction="maximize")
-    study.add_trials(trials)
-    assert write_study_plots(study, tmp_path) == [tmp_path / name for name in NO_IMPORTANCES]
+    study.add_trials(trials * 3)  # enough trials, and still nothing told apart
+    written = write_study_plots(study, tmp_path)
+    assert tmp_path / "param_importances.png" not in written
 
 
-def test_two_trials_that_differ_get_importances(tmp_path: Path) -> None:
+def test_five_trials_that_differ_get_importances(tmp_path: Path) -> None:
     study = optuna.create_study(direction="maximize")
-    study.add_trials([trial({"lr": 1e-3}, 0.5), trial({"lr": 1e-2, "optimizer": "sgd"}, 0.6)])
-    assert write_study_plots(study, tmp_path) == [tmp_path / name for name in ALL]
+    study.add_trials([trial({"lr": 1e-3}, 0.5), trial({"lr": 1e-2, "optimizer": "sgd"}, 0.6)] * 3)
+    assert tmp_path / "param_importances.png" in write_study_plots(study, tmp_path)
 
 
 def test_pyplot_is_left_as_it_was(tmp_path: Path) -> None:
@@ -159,6 +184,6 @@ def test_a_later_trial_replaces_the_pictures(tmp_path: Path) -> None:
     write_study_plots(study, tmp_path)
     history = (tmp_path / "optimization_history.png").read_bytes()
     complete(study, 1)
-    assert write_study_plots(study, tmp_path) == [tmp_path / name for name in ALL]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ALL)
+    assert write_study_plots(study, tmp_path) == [tmp_path / name for name in HISTORY]
+    assert sorted(p.name for p in tmp_path.iterdir()) == HISTORY
     assert (tmp_path / "optimization_history.png").read_bytes() != history

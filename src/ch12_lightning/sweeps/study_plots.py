@@ -29,27 +29,47 @@ log = logging.getLogger(__name__)
 Plot = Callable[[optuna.Study], Axes]
 
 
-def write_study_plots(study: optuna.Study, folder: Path) -> list[Path]:
+# Completed trials below which a picture says nothing a person can read: a parallel coordinate
+# plot of two lines, importances from fewer trials than parameters.
+FEW_FOR_PARALLEL = 3
+FEW_FOR_IMPORTANCES = 5
+
+
+def write_study_plots(study: optuna.Study, folder: Path, metric: str | None = None) -> list[Path]:
     """Draw what the trials of a single-objective ``study`` allow into ``folder``, and return the
-    files written: ``optimization_history.png`` and ``parallel_coordinate.png`` once a trial has
-    completed, ``param_importances.png`` once two differ in value and in a parameter. Failed,
-    pruned and running trials are left out of all three."""
+    files written, each naming ``metric`` (default: the study's metric name) on its axis and in
+    its title:
+
+    - ``optimization_history.png`` once a trial has completed;
+    - ``intermediate_values.png`` (the metric per epoch of every trial, pruned ones included:
+      where a search spends its epochs) once a trial has reported twice;
+    - ``parallel_coordinate.png`` from ``FEW_FOR_PARALLEL`` completed trials;
+    - ``param_importances.png`` from ``FEW_FOR_IMPORTANCES``, once they differ in value and in a
+      parameter.
+
+    Failed and running trials are left out; pruned ones appear only in the epoch curves."""
     trials = _finished(study)
-    if not trials:
-        return []
-    plots: dict[str, Plot] = {"optimization_history": optuna_plots.plot_optimization_history}
-    if _importances_tell(trials):
+    name = metric or (study.metric_names or ["objective value"])[0]
+    plots: dict[str, Plot] = {}
+    if trials:
+        plots["optimization_history"] = partial(
+            optuna_plots.plot_optimization_history, target_name=name
+        )
+    if any(len(t.intermediate_values) > 1 for t in study.get_trials(deepcopy=False)):
+        plots["intermediate_values"] = optuna_plots.plot_intermediate_values
+    if len(trials) >= FEW_FOR_PARALLEL:
+        plots["parallel_coordinate"] = partial(
+            optuna_plots.plot_parallel_coordinate, target_name=name
+        )
+    if len(trials) >= FEW_FOR_IMPORTANCES and _importances_tell(trials):
         # PED-ANOVA, Optuna 5's default, named so that a new default does not change the pictures:
         # deterministic without a seed, a few milliseconds at 50 trials (fANOVA: 0.5 s), and it
         # does not raise where fANOVA does (no variance in the values of the trials).
         evaluator = PedAnovaImportanceEvaluator()
         plots["param_importances"] = partial(
-            optuna_plots.plot_param_importances, evaluator=evaluator
+            optuna_plots.plot_param_importances, evaluator=evaluator, target_name=name
         )
-    else:
-        log.debug("No parameter importances yet: no two trials differ in parameters and value.")
-    plots["parallel_coordinate"] = optuna_plots.plot_parallel_coordinate
-    return [_draw(plot, study, folder / f"{name}.png") for name, plot in plots.items()]
+    return [_draw(plot, study, folder / f"{file}.png", name) for file, plot in plots.items()]
 
 
 def _finished(study: optuna.Study) -> list[FrozenTrial]:
@@ -67,13 +87,21 @@ def _importances_tell(trials: list[FrozenTrial]) -> bool:
     return any(len({trial.params.get(name) for trial in trials}) > 1 for name in names)
 
 
-def _draw(plot: Plot, study: optuna.Study, path: Path) -> Path:
-    """Draw ``plot`` of ``study`` into the PNG file ``path``, whole or not at all."""
+def _draw(plot: Plot, study: optuna.Study, path: Path, metric: str) -> Path:
+    """Draw ``plot`` of ``study`` into the PNG file ``path``, whole or not at all, its title
+    naming ``metric``."""
     opened = set(plt.get_fignums())
     with warnings.catch_warnings(), matplotlib.rc_context(), plt.ioff():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # One trial, or one epoch's values: matplotlib widens the axis itself, and says so.
+        warnings.filterwarnings("ignore", message="Attempting to set identical")
         try:
-            figure = plot(study).figure
+            axes = plot(study)
+            axes.set_title(f"{axes.get_title()}: {metric}")
+            if path.stem == "intermediate_values":  # what a trial reports (sweeps/pruning.py)
+                axes.set_ylabel(metric)
+                axes.set_xlabel("validation (0: the first)")
+            figure = axes.figure
             write_serialized_atomic(
                 path, partial(figure.savefig, format="png", bbox_inches="tight")
             )
