@@ -61,7 +61,7 @@ def test_a_study_in_memory_may_not_write_over_an_earlier_search(tmp_path: Path):
         ("units=int(interval(8, 64))", IntDistribution(8, 64)),
         ("units=tag(log, int(interval(8, 64)))", IntDistribution(8, 64, log=True)),
         ("layers=range(1, 8, 3)", IntDistribution(1, 7, step=3)),
-        ("p=range(0.1, 0.5, 0.1)", FloatDistribution(0.1, 0.4, step=0.1)),
+        ("p=range(0.1, 0.5, 0.1)", FloatDistribution(0.1, 0.5, step=0.1)),  # end included
         ("batch=choice(32, 64)", CategoricalDistribution([32, 64])),
         ("optimizer=sgd,adam", CategoricalDistribution(["sgd", "adam"])),
         ("sizes=choice([32,16], [64,32])", CategoricalDistribution(["[32,16]", "[64,32]"])),
