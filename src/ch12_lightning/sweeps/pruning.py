@@ -106,6 +106,14 @@ class TrialPruning(Callback):
         if not self._trial.should_prune():
             return False
         epoch = trainer.current_epoch + 1
+        if last_validation(trainer):
+            log.info(
+                "Trial %d: the pruner would stop it after epoch %d, its last: it ran every epoch "
+                "and is complete",
+                self.number,
+                epoch,
+            )
+            return False
         self._trial.set_user_attr("pruned", {"epoch": epoch, "step": step, "value": value})
         log.info(
             "Trial %d pruned after epoch %d: %s=%.4f cannot win, the pruner says",
@@ -133,3 +141,21 @@ class TrialPruning(Callback):
         (trial,) = [t for t in study.get_trials(deepcopy=False) if t.number == self.number]
         # Optuna's Trial is how a running trial reports; the sweeper asked for this one.
         return optuna.trial.Trial(study, trial._trial_id)
+
+
+def last_validation(trainer: L.Trainer) -> bool:
+    """Whether the fit ends after this validation anyway: the last batch of the last epoch
+    (``max_epochs``), ``max_steps`` reached, or another callback (early stopping) stopping it.
+    A trial stopped there is not pruned: it ran every epoch it was given, and its value is a
+    complete trial's, which the search must count (a pruned trial is kept out of the best)."""
+    if trainer.should_stop:
+        return True
+    if trainer.max_steps is not None and 0 < trainer.max_steps <= trainer.global_step:
+        return True
+    max_epochs = trainer.max_epochs
+    return (
+        max_epochs is not None
+        and max_epochs > 0
+        and trainer.current_epoch + 1 >= max_epochs
+        and trainer.is_last_batch
+    )
