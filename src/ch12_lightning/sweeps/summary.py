@@ -74,6 +74,22 @@ def record_outcome(job_dir: Path, metric: str, direction: str, status: str, erro
         write_summary(job_dir.parent, metric, direction)
 
 
+def record_trial(
+    job_dir: Path, number: int, overrides: list[str], metric: str, direction: str, error: str
+) -> None:
+    """Record a failed trial whose job never recorded itself (its config could not be composed,
+    so it never started; or its search was killed while it ran) and rebuild the tables, so that
+    every trial of a search has its row. Overrides of a job that had started are taken from
+    Hydra's record of it (``.hydra/overrides.yaml``) where there is one."""
+    saved = job_dir / ".hydra" / "overrides.yaml"
+    if saved.is_file():
+        overrides = list(OmegaConf.load(saved))
+    record = {"job": number, "overrides": overrides, "status": "failed", "error": error}
+    job_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(job_dir / "job.json", record)
+    write_summary(job_dir.parent, metric, direction)
+
+
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job folder that has a ``job.json``, with its final metrics when it has them."""
     rows = []
