@@ -37,6 +37,9 @@ class OptunaSweeperConf:
     pruner: Any = "none"
     # The search space, key: Hydra's sweep syntax (interval, tag(log, ...), int, range, choice).
     params: dict[str, str] | None = None
+    # The reference sweeper's setting: the share of a batch's trials (n_jobs) that may fail
+    # before the search stops. 1.0 here (failures are recorded, not fatal); 0.0 there.
+    max_failure_rate: float = 1.0
 
 
 def register() -> None:

@@ -61,9 +61,11 @@ class ResumableOptunaSweeper(Sweeper):
         n_jobs: int,
         pruner: Any,
         params: DictConfig | None,
+        max_failure_rate: float = 1.0,
     ) -> None:
         self.direction, self.storage, self.study_name = direction, storage, study_name
         self.n_trials, self.n_jobs = n_trials, n_jobs
+        self.max_failure_rate = max_failure_rate  # the reference's setting; see config.py
         self.params = OmegaConf.to_container(params) if params else {}
 
     def setup(
