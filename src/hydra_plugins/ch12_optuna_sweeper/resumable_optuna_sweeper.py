@@ -25,7 +25,7 @@ Hydra imports this module at every start: Optuna and Lightning are imported only
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
@@ -62,11 +62,14 @@ class ResumableOptunaSweeper(Sweeper):
         pruner: Any,
         params: DictConfig | None,
         max_failure_rate: float = 1.0,
+        retry_interrupted: int = 0,
     ) -> None:
         self.direction, self.storage, self.study_name = direction, storage, study_name
         self.n_trials, self.n_jobs = n_trials, n_jobs
         self.max_failure_rate = max_failure_rate  # the reference's setting; see config.py
         self.params = OmegaConf.to_container(params) if params else {}
+        self.retry_interrupted = retry_interrupted  # how often an interrupted trial runs again
+        self.config_loader: Any = None  # Hydra's, from setup: composes each trial's config
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -75,6 +78,7 @@ class ResumableOptunaSweeper(Sweeper):
         self.sweep_dir = Path(config.hydra.sweep.dir)
         self.sampler = config.hydra.sweeper.sampler
         self.pruner = OmegaConf.to_container(config.hydra.sweeper, resolve=True)["pruner"]
+        self.config_loader = hydra_context.config_loader
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
@@ -119,29 +123,58 @@ class ResumableOptunaSweeper(Sweeper):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 reason = "a whole number of at least 1"
                 raise ConfigError(invalid(f"hydra.sweeper.{key}", getattr(self, key), reason))
+        rate = self.max_failure_rate
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            reason = "a fraction from 0 (stop at the first failed trial) to 1 (never stop)"
+            raise ConfigError(invalid("hydra.sweeper.max_failure_rate", rate, reason))
+        retries = self.retry_interrupted
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            reason = "a whole number of at least 0 (how often an interrupted trial runs again)"
+            raise ConfigError(invalid("hydra.sweeper.retry_interrupted", retries, reason))
 
     def _search(self, space: SearchSpace, share: Any) -> None:
         self._check_settings()
         study = self._study()
+        from optuna.trial import TrialState
+
+        from ch12_lightning.sweeps.interrupted import (
+            fail_interrupted,
+            heartbeat_storage,
+            heartbeats,
+        )
+
+        beats = heartbeat_storage(self.storage) if self.storage else None
+        for trial in fail_interrupted(study, beats, self.retry_interrupted):
+            self._record_missing(trial.number, _overrides(space, trial.params), trial)
         remaining, failures = self.n_trials, []
         while remaining > 0:
-            trials = [study.ask(space.distributions) for _ in range(min(self.n_jobs, remaining))]
-            first = trials[0].number
-            if [t.number for t in trials] != list(range(first, first + len(trials))):
+            asked = [self._ask(study, space) for _ in range(min(self.n_jobs, remaining))]
+            first = asked[0].trial.number
+            if [a.trial.number for a in asked] != list(range(first, first + len(asked))):
+                for each in asked:
+                    study.tell(each.trial, state=TrialState.FAIL)
                 raise SearchError(
                     f"Another search is adding trials to study {study.study_name!r} at the same "
                     "time; job N must be trial N: run one command per study at a time."
                 )
-            overrides = [space.overrides(trial.params) for trial in trials]
-            if share:
-                share((first, overrides))
-            returns = self.launcher.launch(overrides, initial_job_idx=first)
-            for trial, job in zip(trials, returns, strict=True):
-                failure = self._tell(study, trial, job)
-                if failure:
-                    failures.append(f"trial {trial.number}: {failure.splitlines()[0][:200]}")
-            remaining -= len(trials)
+            with heartbeats(beats, [a.trial._trial_id for a in asked]):
+                try:
+                    failed = self._run_batch(study, asked, share)
+                except BaseException as err:  # Ctrl-C, a launcher's error: no trial left RUNNING
+                    self._fail_untold(study, asked, f"interrupted ({type(err).__name__}: {err})")
+                    raise
+            failures += failed
+            remaining -= len(asked)
             self._write_results(study)
+            if failed and len(failed) / len(asked) > self.max_failure_rate:
+                self._announce_best(study)
+                raise SearchError(
+                    f"{len(failed)} of the {len(asked)} trials of a batch failed, more than "
+                    f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: the search stopped "
+                    f"({'; '.join(failed[:3])}). Every trial is listed in "
+                    f"{self.sweep_dir / 'summary.md'}."
+                )
+        self._announce_best(study)
         if failures:
             more = "; ..." if len(failures) > 3 else ""
             raise SearchError(
@@ -149,6 +182,161 @@ class ResumableOptunaSweeper(Sweeper):
                 f"({'; '.join(failures[:3])}{more}). Every trial is listed in "
                 f"{self.sweep_dir / 'summary.md'}."
             )
+
+    def _ask(self, study: Any, space: SearchSpace) -> "Asked":
+        """A new trial and its job's overrides, or the reason its config cannot be composed.
+
+        Where the search chooses config groups (``model=choice(mlp,cnn)``), the groups are
+        chosen first and the trial's config composed with them, as the command line composes
+        it (an experiment's settings for the model chosen included); a parameter whose key that
+        config lacks (``model.hidden_sizes`` for a CNN) is not a setting of this trial: it is
+        neither suggested nor given (a key written with ``+``, which adds it, always is). Then
+        the whole config is composed: a trial whose config Hydra or the project's checks refuse
+        is a FAIL trial with the reason, and its job never starts."""
+        from ch12_lightning.sweeps.interrupted import OWNER, this_process
+
+        groups = [name for name in space.distributions if self._is_group(space.keys[name])]
+        trial = study.ask() if groups else study.ask(space.distributions)
+        study._storage.set_trial_system_attr(trial._trial_id, OWNER, this_process())
+        params = {name: suggest(trial, name, space.distributions[name]) for name in groups}
+        overrides = _overrides(space, params)
+        try:
+            if groups:
+                cfg = self._compose(overrides)
+                for name, dist in space.distributions.items():
+                    key = space.keys[name]
+                    if name not in params and (key.startswith("+") or _has_key(cfg, key)):
+                        params[name] = suggest(trial, name, dist)
+            else:
+                params = dict(trial.params)
+            overrides = _overrides(space, params)
+            self._compose(overrides)
+        except Exception as err:
+            return Asked(trial, overrides, _reason(err))
+        return Asked(trial, overrides, None)
+
+    def _is_group(self, key: str) -> bool:
+        """Whether an override of ``key`` chooses a config group's option (``model``), rather
+        than setting a value (``model.activation``)."""
+        if self.config_loader is None:
+            return False
+        name = key.lstrip("+~").replace(".", "/")
+        return bool(self.config_loader.get_group_options(name))
+
+    def _compose(self, overrides: list[str]) -> DictConfig | None:
+        """The trial's config as its job will compose it (errors raised as Hydra raises them)."""
+        if self.config_loader is None:  # the sweeper's parts tested without Hydra
+            return None
+        return self.config_loader.load_sweep_config(self.config, list(overrides))
+
+    def _run_batch(self, study: Any, asked: list["Asked"], share: Any) -> list[str]:
+        """Run the batch's trials whose config was composed (consecutive jobs together, job N
+        being trial N), fail the others with their reason, and tell the study how each ended;
+        one line per trial. The failures, as ``trial N: reason``."""
+        failures = []
+        for each in asked:
+            if each.reason:
+                self._fail_unbuilt(study, each)
+        runnable = [each for each in asked if not each.reason]
+        for run in _consecutive(runnable):
+            first = run[0].trial.number
+            overrides = [each.overrides for each in run]
+            if share:
+                share((first, overrides))
+            returns = self.launcher.launch(overrides, initial_job_idx=first)
+            for each, job in zip(run, returns, strict=True):
+                self._tell(study, each.trial, job)
+                self._announce(study, each.trial.number)
+        for each in asked:
+            reason = _stored(study, each.trial.number).user_attrs.get("fail_reason")
+            if reason:
+                failures.append(f"trial {each.trial.number}: {reason.splitlines()[0][:200]}")
+        return failures
+
+    def _fail_unbuilt(self, study: Any, each: "Asked") -> None:
+        """A trial whose config cannot be composed: FAIL with its reason, listed in the
+        summary (in a job folder of its own, which holds only its record)."""
+        from optuna.trial import TrialState
+
+        each.trial.set_user_attr("fail_reason", each.reason)
+        study.tell(each.trial, state=TrialState.FAIL)
+        self._record_missing(each.trial.number, each.overrides, _stored(study, each.trial.number))
+        self._announce(study, each.trial.number)
+
+    def _fail_untold(self, study: Any, asked: list["Asked"], reason: str) -> None:
+        """Fail the batch's trials that were asked but not told (the search is stopping)."""
+        from optuna.trial import TrialState
+
+        for each in asked:
+            if _stored(study, each.trial.number).state != TrialState.RUNNING:
+                continue
+            try:
+                each.trial.set_user_attr("fail_reason", reason)
+                study.tell(each.trial, state=TrialState.FAIL)
+            except Exception:  # another process marked it first
+                continue
+            self._record_missing(each.trial.number, each.overrides, None, reason)
+
+    def _record_missing(
+        self, number: int, overrides: list[str], trial: Any, reason: str | None = None
+    ) -> None:
+        """A row in the summary for a failed trial whose job recorded none (its job folder:
+        the one that job started in, or a new one named as Hydra would have named it)."""
+        from ch12_lightning.sweeps.names import job_folder
+        from ch12_lightning.sweeps.summary import record_trial
+
+        if trial is not None:
+            reason = trial.user_attrs.get("fail_reason", reason)
+        folder = _job_dir(self.sweep_dir, number)
+        if folder is None:
+            folder = self.sweep_dir / job_folder(
+                number, str(self.sweep_dir), overrides, self.params
+            )
+        elif (folder / "job.json").is_file():
+            return
+        metric = self.config.optimized_metric
+        record_trial(folder, number, overrides, metric, self.direction, reason or "")
+
+    def _announce(self, study: Any, number: int) -> None:
+        """One line per trial as it ends: its number, state, value, why it failed, and the
+        best trial so far."""
+        from optuna.trial import TrialState
+
+        trial = _stored(study, number)
+        metric = self.config.optimized_metric
+        line = f"Trial {number} {trial.state.name}"
+        if trial.state == TrialState.COMPLETE:
+            line += f": {metric}={trial.value:.4f}"
+        elif trial.state == TrialState.PRUNED:
+            pruned = trial.user_attrs.get("pruned", {})
+            line += f" after epoch {pruned.get('epoch', '?')}: {metric}={trial.value:.4f}"
+        else:
+            line += f": {trial.user_attrs.get('fail_reason', 'no reason recorded')}"
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if complete:
+            best = study.best_trial
+            line += f"; best so far: trial {best.number}, {metric}={best.value:.4f}"
+        else:
+            line += "; no trial completed yet"
+        log.info("%s", " / ".join(line.splitlines())[:600])
+
+    def _announce_best(self, study: Any) -> None:
+        """The search's best trial: value, parameters and folder."""
+        from optuna.trial import TrialState
+
+        if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            log.warning("No trial of study %r completed: there is no best trial", study.study_name)
+            return
+        best = study.best_trial
+        folder = _job_dir(self.sweep_dir, best.number)
+        log.info(
+            "Best trial %d: %s=%.4f, parameters %s, folder %s",
+            best.number,
+            self.config.optimized_metric,
+            best.value,
+            best.params,
+            folder or "(not found in this sweep folder)",
+        )
 
     def _study(self) -> Any:
         """The study, created or reopened, with a sampler seeded after the stored trials."""
@@ -225,6 +413,86 @@ class ResumableOptunaSweeper(Sweeper):
                 self.sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(results)
             )
         write_study_plots(study, self.sweep_dir)
+
+
+class Asked(NamedTuple):
+    """A trial asked for, its job's overrides, and why its config cannot be composed (None:
+    it can)."""
+
+    trial: Any
+    overrides: list[str]
+    reason: str | None
+
+
+def _overrides(space: SearchSpace, params: dict[str, Any]) -> list[str]:
+    """The job overrides of a trial that has ``params`` (of the space's parameters, those that
+    are its settings): the fixed ones, then one per parameter it has."""
+    keys = {name: key for name, key in space.keys.items() if name in params}
+    return space._replace(keys=keys).overrides(params)
+
+
+def suggest(trial: Any, name: str, distribution: Any) -> Any:
+    """The trial's value of ``name`` from ``distribution``, through Optuna's public suggest
+    methods (a trial asked without its distributions takes them one by one)."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        return trial.suggest_categorical(name, distribution.choices)
+    low, high, step, log_scale = (
+        distribution.low,
+        distribution.high,
+        distribution.step,
+        distribution.log,
+    )
+    if isinstance(distribution, IntDistribution):
+        return trial.suggest_int(name, low, high, step=step, log=log_scale)
+    return trial.suggest_float(name, low, high, step=step, log=log_scale)
+
+
+def _has_key(cfg: DictConfig | None, key: str) -> bool:
+    """Whether the composed config has ``key`` (a ``~key`` deletion: its key)."""
+    if cfg is None:
+        return True
+    missing = object()
+    return OmegaConf.select(cfg, key.lstrip("~"), default=missing) is not missing
+
+
+def _reason(err: BaseException) -> str:
+    """A failed composition's reason, as the command line would print it."""
+    cause = err.__cause__
+    text = f"{type(err).__name__}: {err}"
+    if cause is not None and str(cause) and str(cause) not in str(err):
+        text += f" ({type(cause).__name__}: {cause})"
+    return text
+
+
+def _consecutive(asked: list[Asked]) -> list[list[Asked]]:
+    """The trials split into runs of consecutive numbers (a launcher numbers its jobs so)."""
+    runs: list[list[Asked]] = []
+    for each in asked:
+        if runs and runs[-1][-1].trial.number + 1 == each.trial.number:
+            runs[-1].append(each)
+        else:
+            runs.append([each])
+    return runs
+
+
+def _stored(study: Any, number: int) -> Any:
+    """Trial ``number`` as the study stores it now."""
+    for frozen in study.get_trials(deepcopy=False):
+        if frozen.number == number:
+            return frozen
+    raise KeyError(number)
+
+
+def _job_dir(sweep_dir: Path, number: int) -> Path | None:
+    """The folder of job ``number`` in the sweep folder (``<number>`` or ``<number>_...``)."""
+    if not sweep_dir.is_dir():
+        return None
+    for path in sorted(sweep_dir.iterdir()):
+        if path.is_dir() and (path.name == str(number) or path.name.startswith(f"{number}_")):
+            return path
+    return None
 
 
 def _stored_attrs(study: Any, trial: Any) -> dict[str, Any]:
