@@ -40,6 +40,9 @@ class OptunaSweeperConf:
     # The reference sweeper's setting: the share of a batch's trials (n_jobs) that may fail
     # before the search stops. 1.0 here (failures are recorded, not fatal); 0.0 there.
     max_failure_rate: float = 1.0
+    # A trial left RUNNING by a search that was killed is marked FAIL (interrupted) when the
+    # study is next opened; this many times it is queued again with its parameters.
+    retry_interrupted: int = 0
 
 
 def register() -> None:
