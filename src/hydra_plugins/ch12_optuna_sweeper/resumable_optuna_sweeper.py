@@ -5,8 +5,9 @@ tells the study how each ended. Beyond a plain search loop:
 
 - **Resumable**: a study kept in a database (``storage``, by default ``optuna.db`` in the sweep
   folder) is reopened by the same command, which adds ``n_trials`` trials. Job N is trial N, so
-  the new jobs get folders of their own, and the sampler's seed is offset by the trials already
-  stored, so the new trials do not repeat the first command's random start-up trials. A study
+  the new jobs get folders of their own, and the sampler's seed is offset by the number of the
+  command's first trial, so the new trials do not repeat the first command's random start-up
+  trials, nor do two commands started at once on one study (``sweeps/samplers.py``). A study
   kept in memory cannot be resumed; a second such search in the same folder would write its
   jobs over the first one's: it is refused. A second command on a study folder while one runs
   is refused (the folder is locked, ``run/folder_lock.py``).
@@ -32,8 +33,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from hydra_plugins.ch12_optuna_sweeper.search_space import SearchSpace, search_space
 
@@ -47,14 +47,14 @@ class SearchError(CompactHydraException):
 
 
 class ResumableOptunaSweeper(Sweeper):
-    """Hydra instantiates the sweeper with its config's keys, the sampler and a pruner given by
-    ``_target_`` already built; both are built again from the config, the sampler with its seed
-    offset, the pruner in each trial's job."""
+    """Hydra instantiates the sweeper with its config's keys, the sampler and pruner as configs
+    (``_recursive_: false``): the sampler is built for the study (``sweeps/samplers.py``: its own
+    settings, its seed per command), the pruner in each trial's job."""
 
     def __init__(
         self,
         sampler: Any,
-        direction: str,
+        direction: Any,
         storage: str | None,
         study_name: str | None,
         n_trials: int,
@@ -63,8 +63,10 @@ class ResumableOptunaSweeper(Sweeper):
         params: DictConfig | None,
         max_failure_rate: float = 1.0,
         retry_interrupted: int = 0,
+        directions: Any = None,
     ) -> None:
         self.direction, self.storage, self.study_name = direction, storage, study_name
+        self.directions = directions
         self.n_trials, self.n_jobs = n_trials, n_jobs
         self.max_failure_rate = max_failure_rate  # the reference's setting; see config.py
         self.params = OmegaConf.to_container(params) if params else {}
@@ -113,9 +115,7 @@ class ResumableOptunaSweeper(Sweeper):
         from ch12_lightning.sweeps.pruning import make_pruner
 
         make_pruner(self.pruner)
-        if self.direction not in ("maximize", "minimize"):
-            reason = "maximize or minimize (the search optimizes one metric)"
-            raise ConfigError(invalid("hydra.sweeper.direction", self.direction, reason))
+        one_objective(self.direction, self.directions, self.config.get("optimized_metric"))
         if not self.config.get("optimized_metric"):
             reason = "the search optimizes the metric it names, e.g. val/acc_best"
             raise ConfigError(invalid("optimized_metric", None, reason))
@@ -134,7 +134,7 @@ class ResumableOptunaSweeper(Sweeper):
 
     def _search(self, space: SearchSpace, share: Any) -> None:
         self._check_settings()
-        study = self._study()
+        study = self._study(space)
         from optuna.trial import TrialState
 
         from ch12_lightning.sweeps.interrupted import (
@@ -338,13 +338,17 @@ class ResumableOptunaSweeper(Sweeper):
             folder or "(not found in this sweep folder)",
         )
 
-    def _study(self) -> Any:
-        """The study, created or reopened, with a sampler seeded after the stored trials."""
+    def _study(self, space: SearchSpace | None = None) -> Any:
+        """The study, created or reopened, with the sampler seeded after the command's first
+        trial; a grid's search caps its trials at the points no trial has taken."""
         import optuna
 
         from ch12_lightning.sweeps import pruning
+        from ch12_lightning.sweeps.samplers import grid_points_left, make_sampler
         from ch12_lightning.sweeps.study_storage import refuse_old_schema
 
+        # Built first: a sampler that cannot work is refused before a study file is created.
+        sampler = make_sampler(self.sampler, space.distributions if space else {})
         storage = self.storage
         if storage is None:
             refuse_earlier_jobs(self.sweep_dir)
@@ -354,18 +358,20 @@ class ResumableOptunaSweeper(Sweeper):
             Path(storage.removeprefix(SQLITE)).parent.mkdir(parents=True, exist_ok=True)
             refuse_old_schema(storage)
         done = trials_stored(storage, self.study_name)
-        sampler = self.sampler
-        if done and sampler.get("seed") is not None:
-            sampler = OmegaConf.merge(sampler, {"seed": sampler.seed + done})
         study = optuna.create_study(
             storage=storage,
-            sampler=instantiate(sampler),
+            sampler=sampler,
             study_name=self.study_name,
             direction=self.direction,
             load_if_exists=True,
         )
         if done:
             log.info("Study %r resumed: %d trials stored", study.study_name, done)
+        left = grid_points_left(sampler, study)
+        if left is not None and left < self.n_trials:
+            log.info("The grid has %d points no trial has taken: %d trials, not %d",
+                     left, left, self.n_trials)  # fmt: skip
+            self.n_trials = left
         return study
 
     def _tell(self, study: Any, trial: Any, job: JobReturn) -> str | None:
@@ -525,3 +531,22 @@ def trials_stored(storage: Any, study_name: str | None) -> int:
         if study.study_name == study_name:
             return study.n_trials
     return 0
+
+
+def one_objective(direction: Any, directions: Any, metric: Any) -> None:
+    """Refuse a multi-objective search: each trial's job returns one value (train.py's
+    ``optimized_metric``), and the summary, plots, pruning and best trial all rank by it."""
+    from ch12_lightning.errors import ConfigError, invalid
+
+    reason = (
+        "maximize or minimize: a search optimizes one metric (optimized_metric); multi-objective "
+        "searches (a list of directions and of metrics) are not supported"
+    )
+    if directions is not None:
+        raise ConfigError(invalid("hydra.sweeper.directions", list(directions), reason))
+    if direction not in ("maximize", "minimize"):
+        value = list(direction) if isinstance(direction, ListConfig | list) else direction
+        raise ConfigError(invalid("hydra.sweeper.direction", value, reason))
+    if isinstance(metric, ListConfig | list):
+        reason = "one metric's name, e.g. val/acc_best: multi-objective searches are not supported"
+        raise ConfigError(invalid("optimized_metric", list(metric), reason))
