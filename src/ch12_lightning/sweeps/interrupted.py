@@ -125,11 +125,7 @@ def fail_interrupted(study: Any, storage: Any, retries: int = 0) -> list[Any]:
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another process told it, or marked it, first
     for trial in marked:
-        log.warning(
-            "Trial %d was interrupted (%s): marked FAIL",
-            trial.number,
-            trial.user_attrs["fail_reason"],
-        )
+        log.warning("Trial %d marked FAIL: %s", trial.number, trial.user_attrs["fail_reason"])
         if retries > 0:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
