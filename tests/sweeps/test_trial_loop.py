@@ -96,7 +96,8 @@ def sweeper_for(tmp_path: Path, n_trials: int, max_failure_rate: float = 1.0) ->
 
 def test_a_search_over_a_group_gives_each_option_its_own_settings(tmp_path: Path, caplog):
     sweeper, study = sweeper_for(tmp_path, n_trials=8)
-    params = {"model.hidden_sizes": "choice([32,16], [64,32])", "model.activation": "choice(relu, gelu)"}  # fmt: skip
+    params = {"model.hidden_sizes": "choice([32,16], [64,32])",
+              "model.activation": "choice(relu, gelu)"}  # fmt: skip
     with caplog.at_level("INFO"):
         sweeper._search(search_space(params, ["model=choice(mlp,cnn)"]), None)
     assert {t.state for t in study.trials} == {TrialState.COMPLETE}
