@@ -24,6 +24,7 @@ commands apart.
 import inspect
 import itertools
 import logging
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -158,7 +159,7 @@ class SeededPerCommand(BaseSampler):
 
     def __init__(self, build: Callable[[int | None], BaseSampler], seed: int | None) -> None:
         self._build, self._seed = build, seed
-        self.inner = build(seed)  # built now: a bad setting stops the search before any trial
+        self.inner = self._built(seed)  # built now: a bad setting stops the search before a trial
         self._first = True
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -166,10 +167,17 @@ class SeededPerCommand(BaseSampler):
             self._first = False
             shared = isinstance(self.inner, SHARED_SEED)
             if self._seed is not None and trial.number > 0 and not shared:
-                self.inner = self._build(self._seed + trial.number)
+                self.inner = self._built(self._seed + trial.number)
                 log.info("Sampler seed %d (%d + first trial %d)",
                          self._seed + trial.number, self._seed, trial.number)  # fmt: skip
         self.inner.before_trial(study, trial)
+
+    def _built(self, seed: int | None) -> BaseSampler:
+        """The sampler, without Optuna's "experimental" warning (QMC, BruteForce): chosen by
+        name, it is what the user asked for, and the warning only says its interface may change."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return self._build(seed)
 
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
