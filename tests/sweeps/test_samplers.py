@@ -176,3 +176,14 @@ def test_a_sampler_of_ones_own_is_built_as_given():
     assert isinstance(sampler.inner, optuna.samplers.BruteForceSampler)
     with pytest.raises(ConfigError, match="hydra.sweeper.sampler._target_=optuna.samplers.Nope"):
         make_sampler({"_target_": "optuna.samplers.Nope"}, {})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["random", "qmc"])
+def test_the_readmes_samplers_run_the_search_config_end_to_end(name: str, tmp_path: Path):
+    # Both exited 1 before any trial (TPE's n_startup_trials handed to their constructors).
+    from ch12_lightning import api
+
+    study = api.sweep(["experiment=iris_book", "trainer.max_epochs=1", *SEARCH,
+                       f"hydra/sweeper/sampler={name}", "hydra.sweeper.n_trials=2"])  # fmt: skip
+    assert [job["status"] for job in study.jobs] == ["completed"] * 2
