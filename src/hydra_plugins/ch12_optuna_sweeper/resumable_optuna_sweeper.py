@@ -12,8 +12,15 @@ tells the study how each ended. Beyond a plain search loop:
   jobs over the first one's: it is refused. A second command on a study folder while one runs
   is refused (the folder is locked, ``run/folder_lock.py``).
 - **Failures recorded, not fatal**: a job that fails, or whose metric is missing, NaN or
-  infinite, is a FAIL trial with its reason in the sweep summary; the search goes on, and the
-  command exits with status 1 at the end.
+  infinite, is a FAIL trial with its reason in the sweep summary; so is a trial whose config
+  cannot be composed (its job never starts). The search goes on (``max_failure_rate``: unless
+  more than that share of a batch failed), and the command exits with status 1 at the end. One
+  line per trial as it ends (state, value or reason, best so far), and the best trial at the end.
+- **Config groups**: ``model=choice(mlp,cnn)`` chooses a trial's groups first; a parameter whose
+  key the trial's composed config lacks (``model.hidden_sizes`` for a CNN) is not its setting.
+- **Killed searches**: trials left RUNNING by a search whose process is gone (``kill -9``) are
+  marked FAIL, ``interrupted``, when the study is next opened (``sweeps/interrupted.py``: Optuna's
+  heartbeat, recorded while trials run, and the process that asked for each trial).
 - **Pruning**: each trial reports its metric at every validation (``sweeps/pruning.py``) and
   stops early when ``pruner`` says so; it is then a PRUNED trial, listed with its last value.
 - **One study for cluster-started ranks**: under torchrun or srun every process runs this
