@@ -33,6 +33,10 @@ def test_a_search_over_config_groups_completes_every_trial(mnist_dir: Path, tmp_
     rows = summary_rows(sweep)
     assert sorted(int(row["job"]) for row in rows) == [0, 1, 2]
     assert {row["status"] for row in rows} == {"completed"}
+    for row in rows:  # the job folders say which model and optimizer each trial had
+        trial = trials[int(row["job"])]
+        assert f"model={trial.params['model']}" in row["folder"]
+        assert f"optimizer={trial.params['optimizer']}" in row["folder"]
     for number in range(3):
         assert f"] Trial {number} COMPLETE: val/acc_best=" in result.stderr + result.stdout
     assert "Best trial " in result.stderr + result.stdout

@@ -105,8 +105,9 @@ def test_optuna_study_is_stored_and_resumed_by_the_same_command(mnist_dir: Path,
     results = OmegaConf.load(sweep / "optimization_results.yaml")
     assert results.best_value == pytest.approx(study_of(sweep).best_value)
     assert results.best_value == pytest.approx(float(rows[0]["val/acc_best"]), abs=1e-4)
-    for plot in ("optimization_history", "param_importances", "parallel_coordinate"):
-        assert (sweep / f"{plot}.png").read_bytes().startswith(b"\x89PNG")
+    # The history (the other pictures come with more trials or epochs: test_study_plots.py).
+    assert (sweep / "optimization_history.png").read_bytes().startswith(b"\x89PNG")
+    assert study_of(sweep).metric_names == ["val/acc_best"]  # the dashboard's axis
 
 
 def test_failed_trials_are_recorded_and_the_search_goes_on(mnist_dir: Path, tmp_path: Path):

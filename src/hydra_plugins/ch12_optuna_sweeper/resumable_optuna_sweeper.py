@@ -32,6 +32,7 @@ Hydra imports this module at every start: Optuna and Lightning are imported only
 
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -103,6 +104,9 @@ class ResumableOptunaSweeper(Sweeper):
         batches = rank_zero_says if rank == 0 else None
         try:
             hold(self.sweep_dir, "sweep")  # one search per study folder at a time
+            # What the command line swept, as Hydra's basic sweeper records it: the job folders
+            # are named by it (``sweeps/names.py``), ``model=cnn`` as ``optimizer.lr=...``.
+            OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
             self._search(search_space(self.params, arguments), batches)
         except Explained as err:
             raise SearchError(str(err)) from err
@@ -372,6 +376,9 @@ class ResumableOptunaSweeper(Sweeper):
             direction=self.direction,
             load_if_exists=True,
         )
+        with warnings.catch_warnings():  # Optuna calls metric names experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([self.config.optimized_metric])  # the dashboard's axis
         if done:
             log.info("Study %r resumed: %d trials stored", study.study_name, done)
         left = grid_points_left(sampler, study)
@@ -425,7 +432,7 @@ class ResumableOptunaSweeper(Sweeper):
             write_text_atomic(
                 self.sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(results)
             )
-        write_study_plots(study, self.sweep_dir)
+        write_study_plots(study, self.sweep_dir, self.config.optimized_metric)
 
 
 class Asked(NamedTuple):
