@@ -79,7 +79,7 @@ class Launcher:
 @pytest.fixture(autouse=True)
 def no_plots(monkeypatch) -> None:
     """The study's pictures (test_study_plots.py) cost a second per batch here."""
-    monkeypatch.setattr(study_plots, "write_study_plots", lambda study, folder: None)
+    monkeypatch.setattr(study_plots, "write_study_plots", lambda study, folder, metric=None: None)
 
 
 def sweeper_for(tmp_path: Path, n_trials: int, max_failure_rate: float = 1.0) -> tuple:
