@@ -10,6 +10,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import optuna
 import pytest
+from matplotlib.axes import Axes
 from PIL import Image
 
 from ch12_lightning.sweeps.study_plots import write_study_plots
@@ -95,6 +96,27 @@ def test_few_completed_trials_get_no_parallel_coordinates_nor_importances(tmp_pa
     assert len(write_study_plots(study_with(4, others=True), tmp_path / "four")) == 3
 
 
+def test_parallel_coordinates_leave_out_a_parameter_some_trials_lack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search over models: a CNN trial has no model.hidden_sizes to draw an axis for."""
+    from ch12_lightning.sweeps import study_plots
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trials([trial({"lr": 1e-3, "optimizer": "adam"}, 0.5), trial({"lr": 1e-2}, 0.6),
+                      trial({"lr": 1e-4, "optimizer": "sgd"}, 0.7)])  # fmt: skip
+    asked = {}
+    real = study_plots.optuna_plots.plot_parallel_coordinate
+
+    def recording(study: optuna.Study, params: list[str], **kwargs) -> Axes:
+        asked["params"] = params
+        return real(study, params, **kwargs)
+
+    monkeypatch.setattr(study_plots.optuna_plots, "plot_parallel_coordinate", recording)
+    write_study_plots(study, tmp_path)
+    assert asked["params"] == ["lr"]
+
+
 def test_every_picture_names_the_metric(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ch12_lightning.sweeps import study_plots
 
@@ -103,7 +125,9 @@ def test_every_picture_names_the_metric(tmp_path: Path, monkeypatch: pytest.Monk
 
     def recording(path: Path, save) -> None:
         axes = save.func.__self__.axes[0]  # partial(figure.savefig, ...)
-        titles.append(axes.get_title())
+        shown = [axes.get_title(loc=place) for place in ("left", "center", "right")]
+        (title,) = [text for text in shown if text]  # one title: two would be drawn over
+        titles.append(title)
         labels.append(axes.get_ylabel())
         real(path, save)
 

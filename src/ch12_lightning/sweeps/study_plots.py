@@ -58,8 +58,11 @@ def write_study_plots(study: optuna.Study, folder: Path, metric: str | None = No
     if any(len(t.intermediate_values) > 1 for t in study.get_trials(deepcopy=False)):
         plots["intermediate_values"] = optuna_plots.plot_intermediate_values
     if len(trials) >= FEW_FOR_PARALLEL:
+        # The parameters every completed trial has: one a model of the search lacks
+        # (model.hidden_sizes for a CNN) would be an axis with a "None" tick for its trials.
+        shared = sorted(set.intersection(*(set(trial.params) for trial in trials)))
         plots["parallel_coordinate"] = partial(
-            optuna_plots.plot_parallel_coordinate, target_name=name
+            optuna_plots.plot_parallel_coordinate, params=shared, target_name=name
         )
     if len(trials) >= FEW_FOR_IMPORTANCES and _importances_tell(trials):
         # PED-ANOVA, Optuna 5's default, named so that a new default does not change the pictures:
@@ -87,6 +90,16 @@ def _importances_tell(trials: list[FrozenTrial]) -> bool:
     return any(len({trial.params.get(name) for trial in trials}) > 1 for name in names)
 
 
+def _name_in_title(axes: Axes, metric: str) -> None:
+    """Add ``: <metric>`` to the title where Optuna put it (left or centre): another title
+    beside it would be drawn over it."""
+    for place in ("left", "center", "right"):
+        if axes.get_title(loc=place):
+            axes.set_title(f"{axes.get_title(loc=place)}: {metric}", loc=place)
+            return
+    axes.set_title(metric)
+
+
 def _draw(plot: Plot, study: optuna.Study, path: Path, metric: str) -> Path:
     """Draw ``plot`` of ``study`` into the PNG file ``path``, whole or not at all, its title
     naming ``metric``."""
@@ -97,7 +110,7 @@ def _draw(plot: Plot, study: optuna.Study, path: Path, metric: str) -> Path:
         warnings.filterwarnings("ignore", message="Attempting to set identical")
         try:
             axes = plot(study)
-            axes.set_title(f"{axes.get_title()}: {metric}")
+            _name_in_title(axes, metric)
             if path.stem == "intermediate_values":  # what a trial reports (sweeps/pruning.py)
                 axes.set_ylabel(metric)
                 axes.set_xlabel("validation (0: the first)")
